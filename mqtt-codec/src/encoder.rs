@@ -1,0 +1,157 @@
+//! Encoding packets into buffers.
+
+use std::num::NonZeroU32;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::EncodeError;
+use crate::packet::{Packet, Publish};
+use crate::primitives::{VARINT_MAX, varint_len};
+use crate::types::ProtocolVersion;
+
+/// Encodes packets for a connection of a given version.
+///
+/// The exact size is computed first, checked against the peer's Maximum
+/// Packet Size, and the buffer grows once. Nothing is written when the
+/// packet cannot be encoded.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use mqtt_codec::{Encoder, ProtocolVersion, Publish, Utf8Bytes};
+///
+/// let enc = Encoder::new(ProtocolVersion::V3_1_1);
+/// let mut buf = BytesMut::new();
+/// let p = Publish::new(Utf8Bytes::from_static("a/b"), &b"hi"[..]);
+/// assert_eq!(enc.encode(&p.into(), &mut buf)?, 9);
+/// assert_eq!(&buf[..], b"\x30\x07\x00\x03a/bhi");
+/// # Ok::<(), mqtt_codec::EncodeError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder {
+    version: ProtocolVersion,
+    max_packet_size: Option<NonZeroU32>,
+}
+
+impl Encoder {
+    /// An encoder for `version` with no packet size limit but the protocol's.
+    pub fn new(version: ProtocolVersion) -> Self {
+        Self {
+            version,
+            max_packet_size: None,
+        }
+    }
+
+    /// The version packets are written at (CONNECT carries its own).
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// Sets the version packets are written at.
+    pub fn set_version(&mut self, version: ProtocolVersion) -> &mut Self {
+        self.version = version;
+        self
+    }
+
+    /// Sets the peer's Maximum Packet Size (`None`: no limit but the
+    /// protocol's). Default: `None`.
+    pub fn set_max_packet_size(&mut self, max: Option<NonZeroU32>) -> &mut Self {
+        self.max_packet_size = max;
+        self
+    }
+
+    /// The peer's Maximum Packet Size, if any.
+    pub fn max_packet_size(&self) -> Option<NonZeroU32> {
+        self.max_packet_size
+    }
+
+    /// Checks `packet` and returns `(remaining length, total size)`.
+    fn measure(&self, packet: &Packet) -> Result<(usize, usize), EncodeError> {
+        let remaining = packet.remaining_len(self.version)?;
+        Ok((remaining, self.total_len(remaining)?))
+    }
+
+    /// Total size of a packet with `remaining` bytes after the fixed header,
+    /// checked against the protocol's and the peer's limits.
+    fn total_len(&self, remaining: usize) -> Result<usize, EncodeError> {
+        if remaining > VARINT_MAX as usize {
+            return Err(EncodeError::RemainingLengthTooLarge(remaining));
+        }
+        let total = 1 + varint_len(remaining) + remaining;
+        match self.max_packet_size {
+            Some(max) if total > max.get() as usize => Err(EncodeError::PacketTooLarge {
+                size: total,
+                max: max.get(),
+            }),
+            _ => Ok(total),
+        }
+    }
+
+    /// Appends `packet` to `dst`, reserving its exact size once.
+    ///
+    /// Returns the number of bytes written.
+    ///
+    /// # Errors
+    ///
+    /// An [`EncodeError`] if the packet breaks the specification at this
+    /// version or exceeds the peer's maximum; `dst` is then unchanged.
+    pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<usize, EncodeError> {
+        let (remaining, total) = self.measure(packet)?;
+        dst.reserve(total);
+        packet.put(self.version, remaining, dst);
+        Ok(total)
+    }
+
+    /// Writes `packet` into any [`BufMut`] that has room for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode), and [`EncodeError::BufferTooSmall`].
+    pub fn encode_to<B: BufMut>(&self, packet: &Packet, dst: &mut B) -> Result<usize, EncodeError> {
+        let (remaining, total) = self.measure(packet)?;
+        if dst.remaining_mut() < total {
+            return Err(EncodeError::BufferTooSmall {
+                needed: total,
+                available: dst.remaining_mut(),
+            });
+        }
+        packet.put(self.version, remaining, dst);
+        Ok(total)
+    }
+
+    /// Appends everything of a PUBLISH but its payload to `dst`, for
+    /// vectored writes: send `dst` then `publish.payload`, and a payload
+    /// fanned out to many subscribers is never copied.
+    ///
+    /// Returns the size of the whole packet (head and payload).
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    pub fn encode_publish_head(
+        &self,
+        publish: &Publish,
+        dst: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let remaining = publish.encoded_len(self.version)?;
+        let total = self.total_len(remaining)?;
+        dst.reserve(total - publish.payload.len());
+        Packet::put_publish_head(publish, self.version, remaining, dst);
+        Ok(total)
+    }
+}
+
+impl Packet {
+    /// Appends the packet, encoded at `version`, to `dst` (no size limit but
+    /// the protocol's). Returns the number of bytes written.
+    ///
+    /// # Errors
+    ///
+    /// As [`Encoder::encode`].
+    pub fn encode(
+        &self,
+        version: ProtocolVersion,
+        dst: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        Encoder::new(version).encode(self, dst)
+    }
+}

@@ -1,0 +1,301 @@
+//! The packet model: one type for every version.
+
+pub(crate) mod ack;
+pub(crate) mod connack;
+pub(crate) mod connect;
+pub(crate) mod disconnect;
+pub(crate) mod publish;
+pub(crate) mod subscribe;
+pub(crate) mod unsubscribe;
+
+use bytes::{BufMut, Bytes};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::primitives::{PResult, VARINT_MAX, fail, put_varint, varint_len};
+use crate::properties::check_auth;
+use crate::types::{PacketType, ProtocolVersion};
+
+pub use ack::{PubAck, PubComp, PubRec, PubRel};
+pub use connack::ConnAck;
+pub use connect::{Connect, Will};
+pub use disconnect::{Auth, Disconnect};
+pub use publish::Publish;
+pub use subscribe::{SubAck, Subscribe, SubscribeFilter, SubscriptionOptions};
+pub use unsubscribe::{UnsubAck, Unsubscribe};
+
+/// An MQTT control packet of any version.
+///
+/// MQTT 5.0 is the superset: at 3.1 and 3.1.1 properties are empty and
+/// reason codes are success (or the mapped 3.1.1 return codes), so one model
+/// serves every version and a broker forwards a 3.1.1 PUBLISH to a 5.0
+/// subscriber without conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// CONNECT.
+    Connect(Box<Connect>),
+    /// CONNACK.
+    ConnAck(Box<ConnAck>),
+    /// PUBLISH.
+    Publish(Publish),
+    /// PUBACK.
+    PubAck(PubAck),
+    /// PUBREC.
+    PubRec(PubRec),
+    /// PUBREL.
+    PubRel(PubRel),
+    /// PUBCOMP.
+    PubComp(PubComp),
+    /// SUBSCRIBE.
+    Subscribe(Subscribe),
+    /// SUBACK.
+    SubAck(SubAck),
+    /// UNSUBSCRIBE.
+    Unsubscribe(Unsubscribe),
+    /// UNSUBACK.
+    UnsubAck(UnsubAck),
+    /// PINGREQ.
+    PingReq,
+    /// PINGRESP.
+    PingResp,
+    /// DISCONNECT.
+    Disconnect(Disconnect),
+    /// AUTH (MQTT 5.0).
+    Auth(Auth),
+}
+
+macro_rules! from_impls {
+    ($($variant:ident($ty:ty) $(=> $wrap:path)?;)*) => {$(
+        impl From<$ty> for Packet {
+            fn from(p: $ty) -> Self {
+                Packet::$variant($($wrap)?(p))
+            }
+        }
+    )*};
+}
+
+from_impls! {
+    Connect(Connect) => Box::new;
+    ConnAck(ConnAck) => Box::new;
+    Publish(Publish);
+    PubAck(PubAck);
+    PubRec(PubRec);
+    PubRel(PubRel);
+    PubComp(PubComp);
+    Subscribe(Subscribe);
+    SubAck(SubAck);
+    Unsubscribe(Unsubscribe);
+    UnsubAck(UnsubAck);
+    Disconnect(Disconnect);
+    Auth(Auth);
+}
+
+impl Packet {
+    /// The packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Self::Connect(_) => PacketType::Connect,
+            Self::ConnAck(_) => PacketType::ConnAck,
+            Self::Publish(_) => PacketType::Publish,
+            Self::PubAck(_) => PacketType::PubAck,
+            Self::PubRec(_) => PacketType::PubRec,
+            Self::PubRel(_) => PacketType::PubRel,
+            Self::PubComp(_) => PacketType::PubComp,
+            Self::Subscribe(_) => PacketType::Subscribe,
+            Self::SubAck(_) => PacketType::SubAck,
+            Self::Unsubscribe(_) => PacketType::Unsubscribe,
+            Self::UnsubAck(_) => PacketType::UnsubAck,
+            Self::PingReq => PacketType::PingReq,
+            Self::PingResp => PacketType::PingResp,
+            Self::Disconnect(_) => PacketType::Disconnect,
+            Self::Auth(_) => PacketType::Auth,
+        }
+    }
+
+    /// Parses one whole frame. `body` is the frame after its fixed header;
+    /// `frame` owns the bytes every `Bytes` field is sliced from.
+    pub(crate) fn parse(
+        frame: &Bytes,
+        body: &[u8],
+        ty: PacketType,
+        flags: u8,
+        v: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let (rest, packet) = Self::parse_body(frame, body, ty, flags, v)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes(rest.len()));
+        }
+        Ok(packet)
+    }
+
+    fn parse_body<'a>(
+        frame: &Bytes,
+        i: &'a [u8],
+        ty: PacketType,
+        flags: u8,
+        v: ProtocolVersion,
+    ) -> PResult<'a, Self> {
+        Ok(match ty {
+            PacketType::Connect => {
+                let (i, c) = Connect::parse(frame, i)?;
+                (i, Self::Connect(Box::new(c)))
+            }
+            PacketType::ConnAck => {
+                let (i, c) = ConnAck::parse(frame, v, i)?;
+                (i, Self::ConnAck(Box::new(c)))
+            }
+            PacketType::Publish => {
+                let (i, p) = Publish::parse(frame, v, flags, i)?;
+                (i, Self::Publish(p))
+            }
+            PacketType::PubAck => {
+                let (i, p) = PubAck::parse(frame, v, i)?;
+                (i, Self::PubAck(p))
+            }
+            PacketType::PubRec => {
+                let (i, p) = PubRec::parse(frame, v, i)?;
+                (i, Self::PubRec(p))
+            }
+            PacketType::PubRel => {
+                let (i, p) = PubRel::parse(frame, v, i)?;
+                (i, Self::PubRel(p))
+            }
+            PacketType::PubComp => {
+                let (i, p) = PubComp::parse(frame, v, i)?;
+                (i, Self::PubComp(p))
+            }
+            PacketType::Subscribe => {
+                let (i, p) = Subscribe::parse(frame, v, i)?;
+                (i, Self::Subscribe(p))
+            }
+            PacketType::SubAck => {
+                let (i, p) = SubAck::parse(frame, v, i)?;
+                (i, Self::SubAck(p))
+            }
+            PacketType::Unsubscribe => {
+                let (i, p) = Unsubscribe::parse(frame, v, i)?;
+                (i, Self::Unsubscribe(p))
+            }
+            PacketType::UnsubAck => {
+                let (i, p) = UnsubAck::parse(frame, v, i)?;
+                (i, Self::UnsubAck(p))
+            }
+            PacketType::PingReq => (i, Self::PingReq),
+            PacketType::PingResp => (i, Self::PingResp),
+            PacketType::Disconnect => {
+                let (i, p) = Disconnect::parse(frame, v, i)?;
+                (i, Self::Disconnect(p))
+            }
+            PacketType::Auth => {
+                let (i, p) = Auth::parse(frame, v, i)?;
+                let props = &p.properties;
+                if let Err(e) = check_auth(&props.authentication_method, &props.authentication_data)
+                {
+                    return fail(e);
+                }
+                (i, Self::Auth(p))
+            }
+        })
+    }
+
+    /// The version a packet is written at: CONNECT always carries its own.
+    fn target_version(&self, v: ProtocolVersion) -> ProtocolVersion {
+        match self {
+            Self::Connect(c) => c.protocol,
+            _ => v,
+        }
+    }
+
+    /// Remaining Length of the packet at version `v`, after checking that the
+    /// packet can be encoded at all.
+    pub(crate) fn remaining_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        let v = self.target_version(v);
+        let n = match self {
+            Self::Connect(p) => p.encoded_len(v)?,
+            Self::ConnAck(p) => p.encoded_len(v)?,
+            Self::Publish(p) => p.encoded_len(v)?,
+            Self::PubAck(p) => p.encoded_len(v)?,
+            Self::PubRec(p) => p.encoded_len(v)?,
+            Self::PubRel(p) => p.encoded_len(v)?,
+            Self::PubComp(p) => p.encoded_len(v)?,
+            Self::Subscribe(p) => p.encoded_len(v)?,
+            Self::SubAck(p) => p.encoded_len(v)?,
+            Self::Unsubscribe(p) => p.encoded_len(v)?,
+            Self::UnsubAck(p) => p.encoded_len(v)?,
+            Self::PingReq | Self::PingResp => 0,
+            Self::Disconnect(p) => p.encoded_len(v)?,
+            Self::Auth(p) => {
+                if !v.is_v5() {
+                    return Err(EncodeError::NotInVersion {
+                        field: "AUTH",
+                        version: v,
+                    });
+                }
+                let props = &p.properties;
+                if props.authentication_data.is_some() && props.authentication_method.is_none() {
+                    return Err(EncodeError::AuthDataWithoutMethod);
+                }
+                p.encoded_len(v)?
+            }
+        };
+        Ok(n)
+    }
+
+    /// Size of the whole packet (fixed header included) at version `v`.
+    ///
+    /// # Errors
+    ///
+    /// The [`EncodeError`] that encoding would return.
+    pub fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        let n = self.remaining_len(v)?;
+        if n > VARINT_MAX as usize {
+            return Err(EncodeError::RemainingLengthTooLarge(n));
+        }
+        Ok(1 + varint_len(n) + n)
+    }
+
+    /// First byte of the fixed header.
+    fn first_byte(&self) -> u8 {
+        let ty = self.packet_type();
+        let flags = match self {
+            Self::Publish(p) => p.flags(),
+            _ => ty.required_flags(),
+        };
+        ((ty as u8) << 4) | flags
+    }
+
+    /// Writes the packet; `remaining` comes from [`Self::remaining_len`].
+    pub(crate) fn put<B: BufMut>(&self, v: ProtocolVersion, remaining: usize, buf: &mut B) {
+        let v = self.target_version(v);
+        buf.put_u8(self.first_byte());
+        put_varint(buf, remaining);
+        match self {
+            Self::Connect(p) => p.put(v, buf),
+            Self::ConnAck(p) => p.put(v, buf),
+            Self::Publish(p) => p.put(v, buf),
+            Self::PubAck(p) => p.put(v, buf),
+            Self::PubRec(p) => p.put(v, buf),
+            Self::PubRel(p) => p.put(v, buf),
+            Self::PubComp(p) => p.put(v, buf),
+            Self::Subscribe(p) => p.put(v, buf),
+            Self::SubAck(p) => p.put(v, buf),
+            Self::Unsubscribe(p) => p.put(v, buf),
+            Self::UnsubAck(p) => p.put(v, buf),
+            Self::PingReq | Self::PingResp => {}
+            Self::Disconnect(p) => p.put(v, buf),
+            Self::Auth(p) => p.put(v, buf),
+        }
+    }
+
+    /// Writes the fixed header and the PUBLISH head (everything but the
+    /// payload).
+    pub(crate) fn put_publish_head<B: BufMut>(
+        p: &Publish,
+        v: ProtocolVersion,
+        remaining: usize,
+        buf: &mut B,
+    ) {
+        buf.put_u8(((PacketType::Publish as u8) << 4) | p.flags());
+        put_varint(buf, remaining);
+        p.put_head(v, buf);
+    }
+}

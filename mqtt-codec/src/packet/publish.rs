@@ -1,0 +1,149 @@
+//! PUBLISH (MQTT 5.0 section 3.3, 3.1.1 section 3.3).
+
+use bytes::{BufMut, Bytes};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string};
+use crate::properties::PublishProperties;
+use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
+
+/// PUBLISH: an application message.
+///
+/// `packet_id` is `Some` exactly when `qos` is 1 or 2 \[MQTT-2.2.1-2\]; the
+/// encoder refuses a packet where they disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Publish {
+    /// DUP: this may be a re-delivery (QoS 1 and 2 only).
+    pub dup: bool,
+    /// QoS level.
+    pub qos: QoS,
+    /// RETAIN.
+    pub retain: bool,
+    /// Topic Name (empty only with a Topic Alias, MQTT 5.0).
+    pub topic: Utf8Bytes,
+    /// Packet Identifier (QoS 1 and 2).
+    pub packet_id: Option<PacketId>,
+    /// PUBLISH properties (MQTT 5.0).
+    pub properties: PublishProperties,
+    /// Application payload.
+    pub payload: Bytes,
+}
+
+impl Publish {
+    /// A QoS 0, non-retained PUBLISH without properties.
+    pub fn new(topic: Utf8Bytes, payload: impl Into<Bytes>) -> Self {
+        Self {
+            topic,
+            payload: payload.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The low nibble of the fixed header.
+    #[inline]
+    pub(crate) fn flags(&self) -> u8 {
+        (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
+    }
+
+    pub(crate) fn parse<'a>(
+        frame: &Bytes,
+        v: ProtocolVersion,
+        flags: u8,
+        i: &'a [u8],
+    ) -> PResult<'a, Self> {
+        let dup = flags & 0x08 != 0;
+        let retain = flags & 0x01 != 0;
+        let qos = match QoS::try_from((flags >> 1) & 0x03) {
+            Ok(q) => q,
+            Err(e) => return fail(e),
+        };
+        if dup && qos == QoS::AtMostOnce {
+            return fail(DecodeError::DupOnQos0);
+        }
+        let (i, topic) = string(frame, i)?;
+        let (i, packet_id) = if qos == QoS::AtMostOnce {
+            (i, None)
+        } else {
+            let (i, id) = packet_id(i)?;
+            (i, Some(id))
+        };
+        let (i, properties) = if v.is_v5() {
+            PublishProperties::parse(frame, PacketType::Publish, i)?
+        } else {
+            (i, PublishProperties::default())
+        };
+        // [MQTT-3.3.2-2] no wildcards in a topic name.
+        if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+            return fail(DecodeError::WildcardInTopicName);
+        }
+        // [MQTT-4.7.3-1] a topic is at least one character, unless a 5.0
+        // Topic Alias stands for it.
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return fail(DecodeError::EmptyTopicName);
+        }
+        let payload = frame.slice_ref(i);
+        Ok((
+            &[],
+            Self {
+                dup,
+                qos,
+                retain,
+                topic,
+                packet_id,
+                properties,
+                payload,
+            },
+        ))
+    }
+
+    pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        match (self.qos, self.packet_id) {
+            (QoS::AtMostOnce, Some(_)) | (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
+                return Err(EncodeError::PacketIdMismatch);
+            }
+            _ => {}
+        }
+        if self.dup && self.qos == QoS::AtMostOnce {
+            return Err(EncodeError::DupOnQos0);
+        }
+        if self
+            .topic
+            .as_bytes()
+            .iter()
+            .any(|&b| b == b'+' || b == b'#')
+            || (self.topic.is_empty() && self.properties.topic_alias.is_none())
+        {
+            return Err(EncodeError::InvalidTopicName);
+        }
+        let mut n = field_len(self.topic.len())? + self.payload.len();
+        if self.packet_id.is_some() {
+            n += 2;
+        }
+        if v.is_v5() {
+            n += self.properties.encoded_len()?;
+        } else if !self.properties.is_empty() {
+            return Err(EncodeError::NotInVersion {
+                field: "properties",
+                version: v,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Writes everything but the payload.
+    #[inline]
+    pub(crate) fn put_head<B: BufMut>(&self, v: ProtocolVersion, buf: &mut B) {
+        put_field(buf, self.topic.as_bytes());
+        if let Some(id) = self.packet_id {
+            buf.put_u16(id.get());
+        }
+        if v.is_v5() {
+            self.properties.put(buf);
+        }
+    }
+
+    pub(crate) fn put<B: BufMut>(&self, v: ProtocolVersion, buf: &mut B) {
+        self.put_head(v, buf);
+        buf.put_slice(&self.payload);
+    }
+}

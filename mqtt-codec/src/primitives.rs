@@ -1,0 +1,171 @@
+//! Wire primitives: the nom parsers for fields and the writers that mirror
+//! them.
+//!
+//! Every parser here is a *complete* parser: it runs inside a frame whose
+//! length is already known, so running out of input is
+//! [`DecodeError::UnexpectedEnd`], never "need more data".
+
+use bytes::{BufMut, Bytes};
+use nom::error::{ErrorKind, ParseError};
+use nom::{IResult, Parser};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::types::{PacketId, Utf8Bytes, check_utf8};
+
+/// The largest value a Variable Byte Integer can hold.
+pub(crate) const VARINT_MAX: u32 = 268_435_455;
+
+/// The nom error type used inside the crate; it never leaves it.
+#[derive(Debug)]
+pub(crate) struct PErr(pub(crate) DecodeError);
+
+impl<'a> ParseError<&'a [u8]> for PErr {
+    fn from_error_kind(_input: &'a [u8], _kind: ErrorKind) -> Self {
+        // Complete parsers over a bounded frame only fail for lack of bytes.
+        PErr(DecodeError::UnexpectedEnd)
+    }
+
+    fn append(_input: &'a [u8], _kind: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+impl From<nom::Err<PErr>> for DecodeError {
+    fn from(e: nom::Err<PErr>) -> Self {
+        match e {
+            nom::Err::Error(PErr(e)) | nom::Err::Failure(PErr(e)) => e,
+            nom::Err::Incomplete(_) => DecodeError::UnexpectedEnd,
+        }
+    }
+}
+
+pub(crate) type PResult<'a, T> = IResult<&'a [u8], T, PErr>;
+
+/// Fails the parse with `e` (not recoverable by `alt`).
+#[inline]
+pub(crate) fn fail<'a, T>(e: DecodeError) -> PResult<'a, T> {
+    Err(nom::Err::Failure(PErr(e)))
+}
+
+#[inline]
+pub(crate) fn u8(i: &[u8]) -> PResult<'_, u8> {
+    nom::number::complete::u8(i)
+}
+
+#[inline]
+pub(crate) fn u16(i: &[u8]) -> PResult<'_, u16> {
+    nom::number::complete::be_u16(i)
+}
+
+#[inline]
+pub(crate) fn u32(i: &[u8]) -> PResult<'_, u32> {
+    nom::number::complete::be_u32(i)
+}
+
+/// A Variable Byte Integer (MQTT 5.0 section 1.5.5) inside a frame.
+pub(crate) fn varint(i: &[u8]) -> PResult<'_, u32> {
+    match read_varint(i) {
+        Ok(Some((v, n))) => Ok((i.get(n..).unwrap_or_default(), v)),
+        Ok(None) => fail(DecodeError::UnexpectedEnd),
+        Err(e) => fail(e),
+    }
+}
+
+/// Reads a Variable Byte Integer from the front of `b`.
+///
+/// `Ok(None)` if `b` ends before the integer does; errors for a fifth byte
+/// and for a non-minimal encoding \[MQTT-1.5.5-1\].
+#[inline]
+pub(crate) fn read_varint(b: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    let mut value = 0u32;
+    for (n, &byte) in b.iter().take(4).enumerate() {
+        value |= u32::from(byte & 0x7F) << (7 * n);
+        if byte & 0x80 == 0 {
+            if n > 0 && byte == 0 {
+                return Err(DecodeError::NonMinimalVarInt);
+            }
+            return Ok(Some((value, n + 1)));
+        }
+    }
+    if b.len() >= 4 {
+        Err(DecodeError::MalformedRemainingLength)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A Packet Identifier, which must not be 0.
+#[inline]
+pub(crate) fn packet_id(i: &[u8]) -> PResult<'_, PacketId> {
+    let (i, id) = u16(i)?;
+    match PacketId::new(id) {
+        Some(id) => Ok((i, id)),
+        None => fail(DecodeError::ZeroPacketId),
+    }
+}
+
+/// Two-byte length-prefixed bytes, as a slice.
+#[inline]
+pub(crate) fn raw_binary(i: &[u8]) -> PResult<'_, &[u8]> {
+    nom::multi::length_data(nom::number::complete::be_u16).parse(i)
+}
+
+/// Binary Data, as a zero-copy slice of `frame`.
+#[inline]
+pub(crate) fn binary<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Bytes> {
+    let (i, b) = raw_binary(i)?;
+    Ok((i, frame.slice_ref(b)))
+}
+
+/// A UTF-8 Encoded String, checked and kept as a slice of `frame`.
+#[inline]
+pub(crate) fn string<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Bytes> {
+    let (i, b) = raw_binary(i)?;
+    if let Err(e) = check_utf8(b) {
+        return fail(e);
+    }
+    Ok((i, Utf8Bytes::from_checked(frame.slice_ref(b))))
+}
+
+/// Bytes a Variable Byte Integer of `v` takes (`v` at most [`VARINT_MAX`]).
+#[inline]
+pub(crate) fn varint_len(v: usize) -> usize {
+    match v {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Writes a Variable Byte Integer; `v` must be at most [`VARINT_MAX`]
+/// (checked by the caller's length computation).
+#[inline]
+pub(crate) fn put_varint<B: BufMut>(buf: &mut B, mut v: usize) {
+    loop {
+        let byte = u8::try_from(v & 0x7F).unwrap_or_default();
+        v >>= 7;
+        if v == 0 {
+            buf.put_u8(byte);
+            return;
+        }
+        buf.put_u8(byte | 0x80);
+    }
+}
+
+/// Encoded size of a two-byte length-prefixed field.
+#[inline]
+pub(crate) fn field_len(len: usize) -> Result<usize, EncodeError> {
+    if len > usize::from(u16::MAX) {
+        return Err(EncodeError::FieldTooLong(len));
+    }
+    Ok(2 + len)
+}
+
+/// Writes a two-byte length-prefixed field whose length was checked by
+/// [`field_len`].
+#[inline]
+pub(crate) fn put_field<B: BufMut>(buf: &mut B, b: &[u8]) {
+    buf.put_u16(u16::try_from(b.len()).unwrap_or(u16::MAX));
+    buf.put_slice(b);
+}

@@ -1,0 +1,119 @@
+//! Zero copy, shown by counting: in steady state, decoding a PUBLISH
+//! allocates nothing; its topic, payload and binary properties are reference
+//! counted slices of the received buffer.
+#![allow(unsafe_code)] // a counting `GlobalAlloc` is the only way to observe allocations
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::num::NonZeroU16;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::{Decoder, Encoder, Packet, PacketId, ProtocolVersion, Publish, QoS, Utf8Bytes};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every call to `System`; the counter is a const-initialised
+// thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn publish(v: ProtocolVersion, payload_len: usize) -> Packet {
+    let mut p = Publish::new(
+        Utf8Bytes::from_static("tenant/7/site/3/device/42/temp"),
+        vec![7u8; payload_len],
+    );
+    p.qos = QoS::AtLeastOnce;
+    p.packet_id = PacketId::new(1);
+    if v.is_v5() {
+        p.properties.message_expiry_interval = Some(30);
+        p.properties.topic_alias = NonZeroU16::new(3);
+        p.properties.content_type = Some(Utf8Bytes::from_static("application/json"));
+        p.properties.correlation_data = Some(Bytes::from_static(b"req-1"));
+    }
+    p.into()
+}
+
+fn assert_steady_state_decode_allocates_nothing(v: ProtocolVersion, payload_len: usize) {
+    const N: usize = 1000;
+    let packet = publish(v, payload_len);
+    let enc = Encoder::new(v);
+    let mut buf = BytesMut::new();
+    for _ in 0..N {
+        enc.encode(&packet, &mut buf).unwrap();
+    }
+    let mut dec = Decoder::with_version(v);
+    // The first split turns the buffer into a shared one: one allocation.
+    assert_eq!(dec.decode(&mut buf).unwrap().as_ref(), Some(&packet));
+
+    let before = allocations();
+    let mut decoded = 0;
+    while let Some(p) = dec.decode(&mut buf).unwrap() {
+        let Packet::Publish(p) = p else {
+            panic!("not a publish")
+        };
+        assert_eq!(p.payload.len(), payload_len);
+        decoded += 1;
+    }
+    let after = allocations();
+    assert_eq!(decoded, N - 1);
+    assert_eq!(
+        after - before,
+        0,
+        "decoding {decoded} PUBLISH ({v}) allocated"
+    );
+}
+
+#[test]
+fn v311_publish_decode_allocates_nothing() {
+    assert_steady_state_decode_allocates_nothing(ProtocolVersion::V3_1_1, 64);
+    assert_steady_state_decode_allocates_nothing(ProtocolVersion::V3_1_1, 4096);
+}
+
+#[test]
+fn v5_publish_with_properties_decode_allocates_nothing() {
+    assert_steady_state_decode_allocates_nothing(ProtocolVersion::V5, 64);
+    assert_steady_state_decode_allocates_nothing(ProtocolVersion::V5, 4096);
+}
+
+#[test]
+fn decoded_fields_share_the_received_buffer() {
+    let v = ProtocolVersion::V5;
+    let mut buf = BytesMut::new();
+    Encoder::new(v).encode(&publish(v, 64), &mut buf).unwrap();
+    let range = buf.as_ptr_range();
+    let Some(Packet::Publish(p)) = Decoder::with_version(v).decode(&mut buf).unwrap() else {
+        panic!("not a publish")
+    };
+    for field in [
+        p.topic.as_bytes(),
+        &p.payload,
+        p.properties.correlation_data.as_ref().unwrap(),
+    ] {
+        assert!(
+            range.contains(&field.as_ptr()),
+            "field was copied out of the frame"
+        );
+    }
+}
