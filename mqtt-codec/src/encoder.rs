@@ -6,7 +6,6 @@ use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
 use crate::packet::{Packet, Publish};
-use crate::primitives::{VARINT_MAX, varint_len};
 use crate::types::ProtocolVersion;
 
 /// Encodes packets for a connection of a given version.
@@ -73,10 +72,7 @@ impl Encoder {
     /// Total size of a packet with `remaining` bytes after the fixed header,
     /// checked against the protocol's and the peer's limits.
     fn total_len(&self, remaining: usize) -> Result<usize, EncodeError> {
-        if remaining > VARINT_MAX as usize {
-            return Err(EncodeError::RemainingLengthTooLarge(remaining));
-        }
-        let total = 1 + varint_len(remaining) + remaining;
+        let total = crate::packet::total_len(remaining)?;
         match self.max_packet_size {
             Some(max) if total > max.get() as usize => Err(EncodeError::PacketTooLarge {
                 size: total,

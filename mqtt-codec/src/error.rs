@@ -206,7 +206,8 @@ pub enum EncodeError {
         /// The code.
         code: u8,
     },
-    /// A PUBLISH topic name with a wildcard, or empty without a Topic Alias.
+    /// A PUBLISH or will topic name (or Response Topic) with a wildcard, or
+    /// empty without a Topic Alias.
     #[error("invalid topic name")]
     InvalidTopicName,
     /// Authentication Data without an Authentication Method.

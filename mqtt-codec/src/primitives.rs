@@ -169,3 +169,34 @@ pub(crate) fn put_field<B: BufMut>(buf: &mut B, b: &[u8]) {
     buf.put_u16(u16::try_from(b.len()).unwrap_or(u16::MAX));
     buf.put_slice(b);
 }
+
+/// Whether a topic name contains a wildcard character (`+` or `#`), which
+/// topic names must not \[MQTT-3.3.2-2\]\[MQTT-4.7.0-1\].
+#[inline]
+pub(crate) fn has_wildcard(topic: &[u8]) -> bool {
+    topic.iter().any(|&b| b == b'+' || b == b'#')
+}
+
+/// Checks a topic name: no wildcard, and not empty unless a Topic Alias
+/// stands for it.
+#[inline]
+pub(crate) fn check_topic_name(topic: &[u8], aliased: bool) -> Result<(), DecodeError> {
+    if has_wildcard(topic) {
+        return Err(DecodeError::WildcardInTopicName);
+    }
+    if topic.is_empty() && !aliased {
+        return Err(DecodeError::EmptyTopicName);
+    }
+    Ok(())
+}
+
+/// A Response Topic is a topic name: no wildcards \[MQTT-3.3.2-14\].
+#[inline]
+pub(crate) fn check_response_topic(topic: Option<&Utf8Bytes>) -> Result<(), DecodeError> {
+    match topic {
+        Some(t) if has_wildcard(t.as_bytes()) || t.is_empty() => {
+            Err(DecodeError::InvalidPropertyValue(crate::properties::id::RESPONSE_TOPIC))
+        }
+        _ => Ok(()),
+    }
+}

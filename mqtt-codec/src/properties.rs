@@ -244,7 +244,11 @@ macro_rules! properties {
         }
     ) => {
         $(#[$meta])*
+        ///
+        /// `#[non_exhaustive]`: build one with `Default::default()` and set
+        /// fields.
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[non_exhaustive]
         pub struct $name {
             $( $(#[$fdoc])* pub $field: Option<$ty>, )*
             $( $(#[$rdoc])* pub $rfield: Vec<$rty>, )*

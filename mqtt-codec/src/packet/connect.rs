@@ -3,7 +3,10 @@
 use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::primitives::{PResult, binary, fail, field_len, put_field, raw_binary, string, u8, u16};
+use crate::primitives::{
+    PResult, binary, check_response_topic, check_topic_name, fail, field_len, put_field, raw_binary,
+    string, u8, u16,
+};
 use crate::properties::{ConnectProperties, WillProperties, check_auth};
 use crate::types::{PacketType, ProtocolVersion, QoS, Utf8Bytes};
 
@@ -125,6 +128,12 @@ impl Connect {
                 (i, WillProperties::default())
             };
             let (j, topic) = string(frame, j)?;
+            // The will topic is a topic name [MQTT-3.1.3-11].
+            let checks = check_topic_name(topic.as_bytes(), false)
+                .and_then(|()| check_response_topic(properties.response_topic.as_ref()));
+            if let Err(e) = checks {
+                return fail(e);
+            }
             let (j, payload) = binary(frame, j)?;
             i = j;
             Some(Will {
@@ -169,6 +178,13 @@ impl Connect {
     /// Checks what the target version can carry (a CONNECT is always
     /// encoded at its own `protocol`).
     fn check_version(&self, v: ProtocolVersion) -> Result<(), EncodeError> {
+        if let Some(w) = &self.will {
+            if check_topic_name(w.topic.as_bytes(), false).is_err()
+                || check_response_topic(w.properties.response_topic.as_ref()).is_err()
+            {
+                return Err(EncodeError::InvalidTopicName);
+            }
+        }
         if !v.is_v5() {
             if !self.properties.is_empty()
                 || self.will.as_ref().is_some_and(|w| !w.properties.is_empty())

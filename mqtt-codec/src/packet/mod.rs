@@ -23,6 +23,14 @@ pub use publish::Publish;
 pub use subscribe::{SubAck, Subscribe, SubscribeFilter, SubscriptionOptions};
 pub use unsubscribe::{UnsubAck, Unsubscribe};
 
+/// Size of a packet whose body is `remaining` bytes.
+pub(crate) fn total_len(remaining: usize) -> Result<usize, EncodeError> {
+    if remaining > VARINT_MAX as usize {
+        return Err(EncodeError::RemainingLengthTooLarge(remaining));
+    }
+    Ok(1 + varint_len(remaining) + remaining)
+}
+
 /// An MQTT control packet of any version.
 ///
 /// MQTT 5.0 is the superset: at 3.1 and 3.1.1 properties are empty and
@@ -246,11 +254,7 @@ impl Packet {
     ///
     /// The [`EncodeError`] that encoding would return.
     pub fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
-        let n = self.remaining_len(v)?;
-        if n > VARINT_MAX as usize {
-            return Err(EncodeError::RemainingLengthTooLarge(n));
-        }
-        Ok(1 + varint_len(n) + n)
+        total_len(self.remaining_len(v)?)
     }
 
     /// First byte of the fixed header.

@@ -3,7 +3,9 @@
 use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string};
+use crate::primitives::{
+    PResult, check_response_topic, check_topic_name, fail, field_len, packet_id, put_field, string,
+};
 use crate::properties::PublishProperties;
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
 
@@ -39,6 +41,17 @@ impl Publish {
         }
     }
 
+    /// Size of the whole packet at version `v`, as
+    /// [`Packet::encoded_len`](crate::Packet::encoded_len) without building a
+    /// `Packet`.
+    ///
+    /// # Errors
+    ///
+    /// The [`EncodeError`] that encoding would return.
+    pub fn packet_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        crate::packet::total_len(self.encoded_len(v)?)
+    }
+
     /// The low nibble of the fixed header.
     #[inline]
     pub(crate) fn flags(&self) -> u8 {
@@ -72,14 +85,12 @@ impl Publish {
         } else {
             (i, PublishProperties::default())
         };
-        // [MQTT-3.3.2-2] no wildcards in a topic name.
-        if topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
-            return fail(DecodeError::WildcardInTopicName);
-        }
-        // [MQTT-4.7.3-1] a topic is at least one character, unless a 5.0
-        // Topic Alias stands for it.
-        if topic.is_empty() && properties.topic_alias.is_none() {
-            return fail(DecodeError::EmptyTopicName);
+        // [MQTT-3.3.2-2] no wildcards in a topic name; [MQTT-4.7.3-1] at least
+        // one character, unless a 5.0 Topic Alias stands for it.
+        let checks = check_topic_name(topic.as_bytes(), properties.topic_alias.is_some())
+            .and_then(|()| check_response_topic(properties.response_topic.as_ref()));
+        if let Err(e) = checks {
+            return fail(e);
         }
         let payload = frame.slice_ref(i);
         Ok((
