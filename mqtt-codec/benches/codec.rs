@@ -29,10 +29,9 @@ use criterion::{
     BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
 };
 use mqtt_codec::{
-    Connect, ConnectProperties, Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck,
-    PubComp, PubRec, PubRel, Publish, QoS, RetainHandling, Subscribe, SubscribeFilter,
-    SubscribeProperties, SubscriptionId, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
-    WillProperties,
+    Connect, Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    Publish, QoS, RetainHandling, Subscribe, SubscribeFilter, SubscribeProperties, SubscriptionId,
+    SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
@@ -49,6 +48,7 @@ const TOPIC: &str = "sensors/building-7/floor-3/room-12/temperature";
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // boxing would add a load to the timed writes
 enum Theirs {
     V4(v4::Packet),
     V5(v5::Packet),
@@ -151,7 +151,7 @@ fn publish(
 
 fn payload(len: usize) -> Bytes {
     (0..len)
-        .map(|i| b'a' + (i % 26) as u8)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz"[i % 26])
         .collect::<Vec<u8>>()
         .into()
 }
@@ -161,27 +161,24 @@ fn payload(len: usize) -> Bytes {
 fn connect_v5() -> (Packet, Theirs) {
     let mut ours = Connect::new(ProtocolVersion::V5, s("bench-client-0001"));
     ours.keep_alive = 30;
-    ours.properties = ConnectProperties {
-        session_expiry_interval: Some(3600),
-        receive_maximum: NonZeroU16::new(100),
-        maximum_packet_size: NonZeroU32::new(1 << 20),
-        topic_alias_maximum: Some(16),
-        user_properties: vec![UserProperty::new(s("region"), s("eu-west-1"))],
-        ..Default::default()
-    };
-    ours.will = Some(Will {
-        topic: s("clients/bench-client-0001/status"),
-        payload: Bytes::from_static(b"offline"),
-        qos: QoS::AtLeastOnce,
-        retain: true,
-        properties: WillProperties {
-            will_delay_interval: Some(30),
-            message_expiry_interval: Some(600),
-            content_type: Some(s("text/plain")),
-            user_properties: vec![UserProperty::new(s("reason"), s("unexpected"))],
-            ..Default::default()
-        },
-    });
+    let props = &mut ours.properties;
+    props.session_expiry_interval = Some(3600);
+    props.receive_maximum = NonZeroU16::new(100);
+    props.maximum_packet_size = NonZeroU32::new(1 << 20);
+    props.topic_alias_maximum = Some(16);
+    props.user_properties = vec![UserProperty::new(s("region"), s("eu-west-1"))];
+    let mut will = Will::new(
+        s("clients/bench-client-0001/status"),
+        Bytes::from_static(b"offline"),
+    );
+    will.qos = QoS::AtLeastOnce;
+    will.retain = true;
+    let wp = &mut will.properties;
+    wp.will_delay_interval = Some(30);
+    wp.message_expiry_interval = Some(600);
+    wp.content_type = Some(s("text/plain"));
+    wp.user_properties = vec![UserProperty::new(s("reason"), s("unexpected"))];
+    ours.will = Some(will);
     ours.username = Some(s("bench-user"));
     ours.password = Some(Bytes::from_static(b"s3cr3t-passw0rd"));
 
@@ -238,7 +235,7 @@ fn subscribe(v: ProtocolVersion, id: u16, n: usize) -> (Packet, Theirs) {
         })
         .collect();
     let v5_opts = |i: usize| v.is_v5() && i % 2 == 1;
-    let ours = Subscribe {
+    let mut ours = Subscribe {
         packet_id: PacketId::new(id).unwrap(),
         filters: filters
             .iter()
@@ -256,15 +253,11 @@ fn subscribe(v: ProtocolVersion, id: u16, n: usize) -> (Packet, Theirs) {
                 }
             })
             .collect(),
-        properties: SubscribeProperties {
-            subscription_identifier: if v.is_v5() && n > 3 {
-                SubscriptionId::new(7)
-            } else {
-                None
-            },
-            ..Default::default()
-        },
+        properties: SubscribeProperties::default(),
     };
+    if v.is_v5() && n > 3 {
+        ours.properties.subscription_identifier = SubscriptionId::new(7);
+    }
     let theirs = if v.is_v5() {
         let fs = filters.iter().enumerate().map(|(i, (f, q))| v5::Filter {
             path: f.clone(),

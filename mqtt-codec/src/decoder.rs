@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use bytes::BytesMut;
 
 use crate::error::DecodeError;
-use crate::packet::Packet;
+use crate::packet::{Packet, Publish};
 use crate::primitives::read_varint;
 use crate::types::{PacketType, ProtocolVersion, QoS};
 
@@ -133,6 +133,7 @@ impl Decoder {
     ///
     /// A [`DecodeError`] when the bytes are not a valid packet; the
     /// connection should then be closed (see [`DecodeError::reason_code`]).
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -144,6 +145,7 @@ impl Decoder {
         r
     }
 
+    #[inline]
     fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let (ty, flags, header_len, total) = match self.state {
             State::Body {
@@ -172,9 +174,11 @@ impl Decoder {
         }
         self.state = State::Header;
         let frame = buf.split_to(total).freeze();
-        let body = frame.get(header_len..).unwrap_or_default();
         let version = self.version.unwrap_or(ProtocolVersion::V5);
-        let packet = Packet::parse(&frame, body, ty, flags, version)?;
+        if ty == PacketType::Publish {
+            return Publish::parse(frame, header_len, version, flags);
+        }
+        let packet = Packet::parse(frame, header_len, ty, version)?;
         if let (None, Packet::Connect(c)) = (self.version, &packet) {
             self.version = Some(c.protocol);
         }

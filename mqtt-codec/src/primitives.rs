@@ -174,14 +174,72 @@ pub(crate) fn put_field<B: BufMut>(buf: &mut B, b: &[u8]) {
 /// topic names must not \[MQTT-3.3.2-2\]\[MQTT-4.7.0-1\].
 #[inline]
 pub(crate) fn has_wildcard(topic: &[u8]) -> bool {
-    topic.iter().any(|&b| b == b'+' || b == b'#')
+    topic.contains(&b'+') || topic.contains(&b'#')
+}
+
+/// The common case of a topic name, checked eight bytes at a time: every
+/// byte is ASCII and none is U+0000, `+` or `#`. `false` sends the caller to
+/// the precise checks.
+#[inline]
+pub(crate) fn is_plain_ascii_topic(topic: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `v` that is zero (exact when no byte of
+    /// `v` has its high bit set, which is checked alongside).
+    #[inline(always)]
+    fn zero_bytes(v: u64) -> u64 {
+        v.wrapping_sub(LO) & !v & HI
+    }
+    #[inline(always)]
+    fn bad(v: u64) -> u64 {
+        (v & HI)
+            | zero_bytes(v)
+            | zero_bytes(v ^ (LO * u64::from(b'+')))
+            | zero_bytes(v ^ (LO * u64::from(b'#')))
+    }
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    if topic.len() < 8 {
+        return topic
+            .iter()
+            .all(|&b| b.wrapping_sub(1) < 0x7F && b != b'+' && b != b'#');
+    }
+    let mut acc = 0u64;
+    let mut chunks = topic.chunks_exact(8);
+    for c in &mut chunks {
+        acc |= bad(word(c));
+    }
+    if !chunks.remainder().is_empty() {
+        // The last eight bytes, overlapping what was already checked.
+        acc |= bad(word(topic.get(topic.len() - 8..).unwrap_or_default()));
+    }
+    acc == 0
+}
+
+/// A PUBLISH Topic Name: a UTF-8 string that is a valid topic name (the
+/// emptiness rule depends on the Topic Alias and is checked by the caller).
+#[inline]
+pub(crate) fn topic_name<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Bytes> {
+    let (i, b) = raw_binary(i)?;
+    if !is_plain_ascii_topic(b) {
+        if let Err(e) = check_utf8(b) {
+            return fail(e);
+        }
+        if has_wildcard(b) {
+            return fail(DecodeError::WildcardInTopicName);
+        }
+    }
+    Ok((i, Utf8Bytes::from_checked(frame.slice_ref(b))))
 }
 
 /// Checks a topic name: no wildcard, and not empty unless a Topic Alias
 /// stands for it.
 #[inline]
 pub(crate) fn check_topic_name(topic: &[u8], aliased: bool) -> Result<(), DecodeError> {
-    if has_wildcard(topic) {
+    if !is_plain_ascii_topic(topic) && has_wildcard(topic) {
         return Err(DecodeError::WildcardInTopicName);
     }
     if topic.is_empty() && !aliased {
@@ -194,9 +252,41 @@ pub(crate) fn check_topic_name(topic: &[u8], aliased: bool) -> Result<(), Decode
 #[inline]
 pub(crate) fn check_response_topic(topic: Option<&Utf8Bytes>) -> Result<(), DecodeError> {
     match topic {
-        Some(t) if has_wildcard(t.as_bytes()) || t.is_empty() => {
-            Err(DecodeError::InvalidPropertyValue(crate::properties::id::RESPONSE_TOPIC))
-        }
+        Some(t) if has_wildcard(t.as_bytes()) || t.is_empty() => Err(
+            DecodeError::InvalidPropertyValue(crate::properties::id::RESPONSE_TOPIC),
+        ),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ascii_topic_check_agrees_with_the_byte_rules() {
+        let naive = |t: &[u8]| {
+            t.iter()
+                .all(|&b| b != 0 && b < 0x80 && b != b'+' && b != b'#')
+        };
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a/b".to_vec(),
+            b"tenant/7/site/3/device/42/temp".to_vec(),
+        ];
+        for len in 0..20 {
+            for pos in 0..len {
+                for bad in [
+                    0u8, b'+', b'#', 0x80, 0xC3, 0xFF, 0x7F, 0x01, b'*', b'"', b'$',
+                ] {
+                    let mut t = vec![b'x'; len];
+                    t[pos] = bad;
+                    cases.push(t);
+                }
+            }
+        }
+        for t in cases {
+            assert_eq!(is_plain_ascii_topic(&t), naive(&t), "{t:?}");
+        }
     }
 }

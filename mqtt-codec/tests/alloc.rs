@@ -1,7 +1,12 @@
 //! Zero copy, shown by counting: in steady state, decoding a PUBLISH
 //! allocates nothing; its topic, payload and binary properties are reference
 //! counted slices of the received buffer.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // test code
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code
 #![allow(unsafe_code)] // a counting `GlobalAlloc` is the only way to observe allocations
 
 use std::alloc::{GlobalAlloc, Layout, System};

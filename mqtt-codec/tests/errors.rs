@@ -1445,7 +1445,12 @@ fn will_topic_with_a_wildcard_is_refused() {
         0x00, 0x03, b'a', b'/', b'#',       // will topic "a/#"
         0x00, 0x00,                         // will message ""
     ];
-    assert_decode_err(UNKNOWN, vector, DecodeError::WildcardInTopicName, ReasonCode::TopicNameInvalid);
+    assert_decode_err(
+        UNKNOWN,
+        vector,
+        DecodeError::WildcardInTopicName,
+        ReasonCode::TopicNameInvalid,
+    );
 }
 
 #[test]
@@ -1473,7 +1478,12 @@ fn response_topic_with_a_wildcard_is_refused() {
         0x07,                               // property length 7
         0x08, 0x00, 0x04, b'r', b'/', b'#', b'x', // response topic "r/#x"
     ];
-    assert_decode_err(V5, vector, DecodeError::InvalidPropertyValue(0x08), PROTOCOL_ERROR);
+    assert_decode_err(
+        V5,
+        vector,
+        DecodeError::InvalidPropertyValue(0x08),
+        PROTOCOL_ERROR,
+    );
 }
 
 #[test]

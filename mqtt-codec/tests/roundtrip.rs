@@ -1,7 +1,12 @@
 //! Property tests: for arbitrary packets of every type and version,
 //! `decode(encode(p)) == p`, and a stream of packets decodes the same
 //! whatever chunks it arrives in.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // test code
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code
 
 use std::num::{NonZeroU16, NonZeroU32};
 

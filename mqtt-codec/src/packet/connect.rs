@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{
-    PResult, binary, check_response_topic, check_topic_name, fail, field_len, put_field, raw_binary,
-    string, u8, u16,
+    PResult, binary, check_response_topic, check_topic_name, fail, field_len, put_field,
+    raw_binary, string, u8, u16,
 };
 use crate::properties::{ConnectProperties, WillProperties, check_auth};
 use crate::types::{PacketType, ProtocolVersion, QoS, Utf8Bytes};

@@ -119,16 +119,16 @@ impl Packet {
         }
     }
 
-    /// Parses one whole frame. `body` is the frame after its fixed header;
-    /// `frame` owns the bytes every `Bytes` field is sliced from.
+    /// Parses one whole frame other than PUBLISH, whose fixed header is
+    /// `header_len` bytes. Every `Bytes` field is a slice of `frame`.
     pub(crate) fn parse(
-        frame: &Bytes,
-        body: &[u8],
+        frame: Bytes,
+        header_len: usize,
         ty: PacketType,
-        flags: u8,
         v: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let (rest, packet) = Self::parse_body(frame, body, ty, flags, v)?;
+        let body = frame.get(header_len..).unwrap_or_default();
+        let (rest, packet) = Self::parse_body(&frame, body, ty, v)?;
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes(rest.len()));
         }
@@ -139,7 +139,6 @@ impl Packet {
         frame: &Bytes,
         i: &'a [u8],
         ty: PacketType,
-        flags: u8,
         v: ProtocolVersion,
     ) -> PResult<'a, Self> {
         Ok(match ty {
@@ -151,10 +150,8 @@ impl Packet {
                 let (i, c) = ConnAck::parse(frame, v, i)?;
                 (i, Self::ConnAck(Box::new(c)))
             }
-            PacketType::Publish => {
-                let (i, p) = Publish::parse(frame, v, flags, i)?;
-                (i, Self::Publish(p))
-            }
+            // Parsed by `parse`, which gives it the frame to own.
+            PacketType::Publish => return fail(DecodeError::InvalidPacketType(3)),
             PacketType::PubAck => {
                 let (i, p) = PubAck::parse(frame, v, i)?;
                 (i, Self::PubAck(p))

@@ -1,10 +1,11 @@
 //! PUBLISH (MQTT 5.0 section 3.3, 3.1.1 section 3.3).
 
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
+use crate::packet::Packet;
 use crate::primitives::{
-    PResult, check_response_topic, check_topic_name, fail, field_len, packet_id, put_field, string,
+    check_response_topic, check_topic_name, field_len, packet_id, put_field, topic_name,
 };
 use crate::properties::PublishProperties;
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
@@ -58,22 +59,26 @@ impl Publish {
         (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
     }
 
-    pub(crate) fn parse<'a>(
-        frame: &Bytes,
+    /// Parses a whole PUBLISH frame; the payload is the rest of `frame`
+    /// itself, so it costs no reference count of its own.
+    ///
+    /// It returns the decoder's result type, built in place: a `Packet` is a
+    /// few hundred bytes, and every re-wrapping would copy it.
+    #[inline]
+    pub(crate) fn parse(
+        frame: Bytes,
+        header_len: usize,
         v: ProtocolVersion,
         flags: u8,
-        i: &'a [u8],
-    ) -> PResult<'a, Self> {
+    ) -> Result<Option<Packet>, DecodeError> {
         let dup = flags & 0x08 != 0;
         let retain = flags & 0x01 != 0;
-        let qos = match QoS::try_from((flags >> 1) & 0x03) {
-            Ok(q) => q,
-            Err(e) => return fail(e),
-        };
+        let qos = QoS::try_from((flags >> 1) & 0x03)?;
         if dup && qos == QoS::AtMostOnce {
-            return fail(DecodeError::DupOnQos0);
+            return Err(DecodeError::DupOnQos0);
         }
-        let (i, topic) = string(frame, i)?;
+        let body = frame.get(header_len..).unwrap_or_default();
+        let (i, topic) = topic_name(&frame, body)?;
         let (i, packet_id) = if qos == QoS::AtMostOnce {
             (i, None)
         } else {
@@ -81,30 +86,28 @@ impl Publish {
             (i, Some(id))
         };
         let (i, properties) = if v.is_v5() {
-            PublishProperties::parse(frame, PacketType::Publish, i)?
+            PublishProperties::parse(&frame, PacketType::Publish, i)?
         } else {
             (i, PublishProperties::default())
         };
-        // [MQTT-3.3.2-2] no wildcards in a topic name; [MQTT-4.7.3-1] at least
-        // one character, unless a 5.0 Topic Alias stands for it.
-        let checks = check_topic_name(topic.as_bytes(), properties.topic_alias.is_some())
-            .and_then(|()| check_response_topic(properties.response_topic.as_ref()));
-        if let Err(e) = checks {
-            return fail(e);
+        // [MQTT-4.7.3-1] a topic is at least one character, unless a 5.0
+        // Topic Alias stands for it.
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicName);
         }
-        let payload = frame.slice_ref(i);
-        Ok((
-            &[],
-            Self {
-                dup,
-                qos,
-                retain,
-                topic,
-                packet_id,
-                properties,
-                payload,
-            },
-        ))
+        check_response_topic(properties.response_topic.as_ref())?;
+        let offset = frame.len() - i.len();
+        let mut payload = frame;
+        payload.advance(offset);
+        Ok(Some(Packet::Publish(Self {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            properties,
+            payload,
+        })))
     }
 
     pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
@@ -117,12 +120,8 @@ impl Publish {
         if self.dup && self.qos == QoS::AtMostOnce {
             return Err(EncodeError::DupOnQos0);
         }
-        if self
-            .topic
-            .as_bytes()
-            .iter()
-            .any(|&b| b == b'+' || b == b'#')
-            || (self.topic.is_empty() && self.properties.topic_alias.is_none())
+        if check_topic_name(self.topic.as_bytes(), self.properties.topic_alias.is_some()).is_err()
+            || check_response_topic(self.properties.response_topic.as_ref()).is_err()
         {
             return Err(EncodeError::InvalidTopicName);
         }
