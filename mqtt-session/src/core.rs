@@ -1,0 +1,481 @@
+//! The machinery both sides share once connected: sending and receiving
+//! PUBLISH with QoS 0, 1 and 2, topic aliases, the transmit and event
+//! queues, and timers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use mqtt_codec::{
+    Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
+    Utf8Bytes,
+};
+use mqtt_topic::TopicName;
+
+use crate::error::{ProtocolError, UsageError};
+use crate::event::Event;
+use crate::message::{DropReason, Message, MessageId};
+use crate::outgoing::{Acked, Next, QueuePolicy, Queued, remaining_expiry};
+use crate::state::SessionState;
+use crate::timer::Timers;
+
+/// What was negotiated for the current connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub(crate) version: ProtocolVersion,
+    /// How many QoS 1/2 messages we may have in flight to the peer.
+    pub(crate) send_window: usize,
+    pub(crate) peer_max_packet: Option<NonZeroU32>,
+    pub(crate) peer_alias_max: u16,
+    pub(crate) our_alias_max: u16,
+    pub(crate) our_receive_max: usize,
+    pub(crate) use_outbound_aliases: bool,
+    /// The peer's Maximum QoS and Retain Available (CONNACK, client side).
+    pub(crate) peer_max_qos: QoS,
+    pub(crate) peer_retain_available: bool,
+    pub(crate) inbound_aliases: HashMap<u16, TopicName>,
+    pub(crate) outbound_aliases: HashMap<TopicName, u16>,
+}
+
+impl Link {
+    pub(crate) fn new(version: ProtocolVersion) -> Self {
+        Self {
+            version,
+            send_window: usize::from(u16::MAX),
+            peer_max_packet: None,
+            peer_alias_max: 0,
+            our_alias_max: 0,
+            our_receive_max: usize::from(u16::MAX),
+            use_outbound_aliases: false,
+            peer_max_qos: QoS::ExactlyOnce,
+            peer_retain_available: true,
+            inbound_aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+        }
+    }
+}
+
+/// Limits on what a session keeps for sending.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_queued: usize,
+    pub(crate) policy: QueuePolicy,
+}
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) state: SessionState,
+    pub(crate) link: Option<Link>,
+    pub(crate) transmit: VecDeque<Packet>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) timers: Timers,
+    pub(crate) limits: QueueLimits,
+    pub(crate) manual_ack: bool,
+    /// Received QoS 1/2 messages the application has not acknowledged yet.
+    pub(crate) pending_acks: BTreeMap<PacketId, QoS>,
+    /// Packet identifiers held by SUBSCRIBE and UNSUBSCRIBE in flight.
+    pub(crate) reserved_pids: BTreeSet<PacketId>,
+    /// Client: send PINGREQ after this much silence.
+    pub(crate) ping_interval: Option<std::time::Duration>,
+}
+
+impl Core {
+    pub(crate) fn new(limits: QueueLimits, manual_ack: bool) -> Self {
+        Self {
+            state: SessionState::default(),
+            link: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: Timers::default(),
+            limits,
+            manual_ack,
+            pending_acks: BTreeMap::new(),
+            reserved_pids: BTreeSet::new(),
+            ping_interval: None,
+        }
+    }
+
+    pub(crate) fn version(&self) -> Option<ProtocolVersion> {
+        self.link.as_ref().map(|l| l.version)
+    }
+
+    pub(crate) fn send(&mut self, now: Instant, p: impl Into<Packet>) {
+        self.transmit.push_back(p.into());
+        if let Some(interval) = self.ping_interval {
+            self.timers
+                .set(crate::timer::Timer::KeepAlive, now + interval);
+        }
+    }
+
+    /// Allocates a packet identifier for SUBSCRIBE or UNSUBSCRIBE.
+    pub(crate) fn reserve_pid(&mut self) -> Result<PacketId, UsageError> {
+        let reserved = &self.reserved_pids;
+        let pid = self
+            .state
+            .outgoing
+            .allocate_pid(|p| reserved.contains(&p))
+            .ok_or(UsageError::PacketIdsExhausted)?;
+        self.reserved_pids.insert(pid);
+        Ok(pid)
+    }
+
+    /// Hands a message to the sending side: queued, then sent as the window
+    /// allows. With [`QueuePolicy::DropNew`] a full queue refuses it.
+    pub(crate) fn submit(
+        &mut self,
+        now: Instant,
+        message: Message,
+    ) -> Result<MessageId, UsageError> {
+        let id = self.state.outgoing.new_id();
+        let q = Queued {
+            id,
+            message,
+            since: now,
+        };
+        match self
+            .state
+            .outgoing
+            .enqueue(q, self.limits.max_queued, self.limits.policy)
+        {
+            Some(dropped) if dropped.id == id => return Err(UsageError::QueueFull),
+            Some(dropped) => {
+                self.events.push_back(Event::Dropped {
+                    id: dropped.id,
+                    reason: DropReason::QueueFull,
+                });
+            }
+            None => {}
+        }
+        self.flush(now);
+        Ok(id)
+    }
+
+    /// Moves queued messages to the wire while the connection and the
+    /// inflight window allow.
+    pub(crate) fn flush(&mut self, now: Instant) {
+        let Some(window) = self.link.as_ref().map(|l| l.send_window) else {
+            return;
+        };
+        loop {
+            let reserved = &self.reserved_pids;
+            let Some(next) = self
+                .state
+                .outgoing
+                .next(now, window, |p| reserved.contains(&p))
+            else {
+                return;
+            };
+            match next {
+                Next::Expired(q) => {
+                    self.events.push_back(Event::Dropped {
+                        id: q.id,
+                        reason: DropReason::Expired,
+                    });
+                }
+                Next::Send(pid, q) => self.send_publish(now, pid, q, false),
+            }
+        }
+    }
+
+    /// Builds and sends a PUBLISH for `q` (or drops it if too large).
+    fn send_publish(&mut self, now: Instant, pid: Option<PacketId>, q: Queued, dup: bool) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        // [MQTT-3.2.2-11], [MQTT-3.2.2-14]: a message queued before CONNACK
+        // may exceed what the server turned out to support.
+        if q.message.qos > link.peer_max_qos || (q.message.retain && !link.peer_retain_available) {
+            if let Some(pid) = pid {
+                self.state.outgoing.forget(pid);
+            }
+            self.events.push_back(Event::Dropped {
+                id: q.id,
+                reason: DropReason::NotSupported,
+            });
+            return;
+        }
+        let expiry = remaining_expiry(&q.message, q.since, now);
+        match build_publish(link, pid, &q.message, expiry, dup) {
+            Some(p) => {
+                self.send(now, p);
+                if pid.is_none() {
+                    self.events.push_back(Event::Delivered {
+                        id: q.id,
+                        reason: ReasonCode::Success,
+                    });
+                }
+            }
+            None => {
+                // [MQTT-3.1.2-25]: discard it and behave as if it was sent.
+                if let Some(pid) = pid {
+                    self.state.outgoing.forget(pid);
+                }
+                self.events.push_back(Event::Dropped {
+                    id: q.id,
+                    reason: DropReason::TooLarge,
+                });
+            }
+        }
+    }
+
+    /// Re-sends, in their original order, the PUBLISH (with DUP) and PUBREL
+    /// packets of an resumed session \[MQTT-4.4.0-1\], then the queue.
+    pub(crate) fn resume(&mut self, now: Instant) {
+        let resend: Vec<_> = self
+            .state
+            .outgoing
+            .resume()
+            .into_iter()
+            .map(|(pid, f)| {
+                (
+                    pid,
+                    f.stage,
+                    Queued {
+                        id: f.id,
+                        message: f.message.clone(),
+                        since: f.since,
+                    },
+                )
+            })
+            .collect();
+        for (pid, stage, q) in resend {
+            match stage {
+                crate::outgoing::Stage::Published => self.send_publish(now, Some(pid), q, true),
+                crate::outgoing::Stage::Released => self.send(now, PubRel::new(pid)),
+            }
+        }
+        self.flush(now);
+    }
+
+    /// A PUBLISH from the peer (MQTT 5.0 section 4.3 and 4.4, receiver side).
+    pub(crate) fn handle_publish(&mut self, now: Instant, p: Publish) -> Result<(), ProtocolError> {
+        let Some(link) = self.link.as_mut() else {
+            return Err(ProtocolError::UnexpectedPacket(
+                mqtt_codec::PacketType::Publish,
+            ));
+        };
+        let topic = resolve_topic(link, &p)?;
+        let mut properties = p.properties;
+        properties.topic_alias = None;
+        let message = Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+        };
+        let receive_max = link.our_receive_max;
+        match (p.qos, p.packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => {
+                self.events.push_back(Event::Message { message, ack: None });
+            }
+            (QoS::AtLeastOnce, Some(pid)) => {
+                if !self.pending_acks.contains_key(&pid) {
+                    self.check_receive_max(receive_max)?;
+                }
+                if self.manual_ack {
+                    self.pending_acks.insert(pid, QoS::AtLeastOnce);
+                    self.events.push_back(Event::Message {
+                        message,
+                        ack: Some(pid),
+                    });
+                } else {
+                    self.events.push_back(Event::Message { message, ack: None });
+                    self.send(now, PubAck::new(pid));
+                }
+            }
+            (QoS::ExactlyOnce, Some(pid)) => {
+                if self.state.incoming_qos2.contains(&pid) {
+                    // A re-sent PUBLISH: acknowledged, not delivered again.
+                    if !self.pending_acks.contains_key(&pid) {
+                        self.send(now, PubRec::new(pid));
+                    }
+                    return Ok(());
+                }
+                self.check_receive_max(receive_max)?;
+                self.state.incoming_qos2.insert(pid);
+                if self.manual_ack {
+                    self.pending_acks.insert(pid, QoS::ExactlyOnce);
+                    self.events.push_back(Event::Message {
+                        message,
+                        ack: Some(pid),
+                    });
+                } else {
+                    self.events.push_back(Event::Message { message, ack: None });
+                    self.send(now, PubRec::new(pid));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// "The Client MUST NOT send more than Receive Maximum QoS 1 and QoS 2
+    /// PUBLISH packets for which it has not received PUBACK, PUBCOMP, or
+    /// PUBREC with a Reason Code of 128 or greater" \[MQTT-3.3.4-7\].
+    fn check_receive_max(&self, receive_max: usize) -> Result<(), ProtocolError> {
+        let qos1_pending = self
+            .pending_acks
+            .values()
+            .filter(|q| **q == QoS::AtLeastOnce)
+            .count();
+        if qos1_pending + self.state.incoming_qos2.len() >= receive_max {
+            return Err(ProtocolError::ReceiveMaximumExceeded);
+        }
+        Ok(())
+    }
+
+    /// The application acknowledges a message delivered with `ack`.
+    pub(crate) fn ack(&mut self, now: Instant, pid: PacketId) -> Result<(), UsageError> {
+        let qos = self
+            .pending_acks
+            .remove(&pid)
+            .ok_or(UsageError::NotAwaitingAck(pid.get()))?;
+        if self.link.is_some() {
+            match qos {
+                QoS::ExactlyOnce => self.send(now, PubRec::new(pid)),
+                _ => self.send(now, PubAck::new(pid)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_puback(&mut self, now: Instant, p: PubAck) {
+        if let Acked::Done(id, reason) = self.state.outgoing.puback(p.packet_id, p.reason) {
+            self.events.push_back(Event::Delivered { id, reason });
+            self.flush(now);
+        }
+    }
+
+    pub(crate) fn handle_pubrec(&mut self, now: Instant, p: PubRec) {
+        match self.state.outgoing.pubrec(p.packet_id, p.reason) {
+            Acked::Release => self.send(now, PubRel::new(p.packet_id)),
+            Acked::Done(id, reason) => {
+                self.events.push_back(Event::Delivered { id, reason });
+                self.flush(now);
+            }
+            Acked::Unknown => {
+                if self.version().is_some_and(ProtocolVersion::is_v5) {
+                    let mut rel = PubRel::new(p.packet_id);
+                    rel.reason = ReasonCode::PacketIdentifierNotFound;
+                    self.send(now, rel);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn handle_pubrel(&mut self, now: Instant, p: PubRel) {
+        let mut comp = PubComp::new(p.packet_id);
+        if !self.state.incoming_qos2.remove(&p.packet_id)
+            && self.version().is_some_and(ProtocolVersion::is_v5)
+        {
+            comp.reason = ReasonCode::PacketIdentifierNotFound;
+        }
+        self.pending_acks.remove(&p.packet_id);
+        self.send(now, comp);
+    }
+
+    pub(crate) fn handle_pubcomp(&mut self, now: Instant, p: PubComp) {
+        if let Acked::Done(id, reason) = self.state.outgoing.pubcomp(p.packet_id, p.reason) {
+            self.events.push_back(Event::Delivered { id, reason });
+            self.flush(now);
+        }
+    }
+
+    /// The connection is over: per-connection state goes, the session stays.
+    pub(crate) fn end_link(&mut self) {
+        self.link = None;
+        // QoS 1 messages awaiting the application's ack will be re-sent by the
+        // peer on the next connection; QoS 2 ones are kept in incoming_qos2.
+        self.pending_acks.retain(|_, q| *q == QoS::ExactlyOnce);
+        self.reserved_pids.clear();
+    }
+}
+
+/// Resolves the topic of a received PUBLISH, applying its Topic Alias.
+fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolError> {
+    let parse = |b: &Utf8Bytes| {
+        TopicName::try_from(b.as_bytes().clone()).map_err(|_| ProtocolError::TopicNameInvalid)
+    };
+    let Some(alias) = p.properties.topic_alias else {
+        if p.topic.is_empty() {
+            // "It is a Protocol Error if the Topic Name is zero length and
+            // there is no Topic Alias."
+            return Err(ProtocolError::Malformed(
+                mqtt_codec::DecodeError::EmptyTopicName,
+            ));
+        }
+        return parse(&p.topic);
+    };
+    let a = alias.get();
+    // [MQTT-3.3.2-9]/[MQTT-3.3.2-10]: 0 is excluded by the codec; over the
+    // maximum we announced is an error.
+    if a > link.our_alias_max {
+        return Err(ProtocolError::TopicAliasInvalid(a));
+    }
+    if p.topic.is_empty() {
+        return link
+            .inbound_aliases
+            .get(&a)
+            .cloned()
+            .ok_or(ProtocolError::TopicAliasUnknown(a));
+    }
+    let topic = parse(&p.topic)?;
+    link.inbound_aliases.insert(a, topic.clone());
+    Ok(topic)
+}
+
+/// The PUBLISH that carries `m` on this connection, or `None` if it exceeds
+/// the peer's Maximum Packet Size.
+fn build_publish(
+    link: &mut Link,
+    pid: Option<PacketId>,
+    m: &Message,
+    expiry: Option<u32>,
+    dup: bool,
+) -> Option<Publish> {
+    let v5 = link.version.is_v5();
+    let mut properties = if v5 {
+        m.properties.clone()
+    } else {
+        Default::default()
+    };
+    properties.topic_alias = None;
+    if v5 && expiry.is_some() {
+        properties.message_expiry_interval = expiry;
+    }
+    let mut topic = Utf8Bytes::try_from(m.topic.clone().into_bytes()).ok()?;
+    let mut new_alias = false;
+    if v5 && link.use_outbound_aliases && link.peer_alias_max > 0 {
+        if let Some(&a) = link.outbound_aliases.get(&m.topic) {
+            properties.topic_alias = std::num::NonZeroU16::new(a);
+            topic = Utf8Bytes::new();
+        } else if let Ok(n) = u16::try_from(link.outbound_aliases.len() + 1) {
+            if n <= link.peer_alias_max {
+                link.outbound_aliases.insert(m.topic.clone(), n);
+                properties.topic_alias = std::num::NonZeroU16::new(n);
+                new_alias = true;
+            }
+        }
+    }
+    let p = Publish {
+        dup,
+        qos: m.qos,
+        retain: m.retain,
+        topic,
+        packet_id: pid,
+        properties,
+        payload: m.payload.clone(),
+    };
+    if let Some(max) = link.peer_max_packet {
+        let fits = p
+            .packet_len(link.version)
+            .is_ok_and(|n| n <= max.get() as usize);
+        if !fits {
+            if new_alias {
+                link.outbound_aliases.remove(&m.topic);
+            }
+            return None;
+        }
+    }
+    Some(p)
+}

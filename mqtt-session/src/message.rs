@@ -1,0 +1,82 @@
+//! Application messages and the tokens that follow them.
+
+use std::fmt;
+
+use bytes::Bytes;
+use mqtt_codec::{PublishProperties, QoS};
+use mqtt_topic::TopicName;
+
+/// An application message: what a PUBLISH carries, with its topic resolved
+/// (no topic alias) and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name.
+    pub topic: TopicName,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS the message is sent with.
+    pub qos: QoS,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// MQTT 5.0 properties. `topic_alias` is managed by the session and
+    /// ignored here; `message_expiry_interval` is counted down while the
+    /// message waits in a queue.
+    pub properties: PublishProperties,
+}
+
+impl Message {
+    /// A message without properties.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain,
+            properties: PublishProperties::default(),
+        }
+    }
+}
+
+/// Identifies a message handed to a session for sending, in the events that
+/// report what became of it.
+///
+/// Tokens increase in the order messages are handed over and are never
+/// reused by a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub(crate) u64);
+
+impl MessageId {
+    /// The token as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why a message handed to a session was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The bounded queue was full (see [`QueuePolicy`](crate::QueuePolicy)).
+    QueueFull,
+    /// Its Message Expiry Interval passed while it was queued.
+    Expired,
+    /// Encoded, it exceeds the peer's Maximum Packet Size
+    /// \[MQTT-3.1.2-24\]; it is discarded as if it had been sent.
+    TooLarge,
+    /// Its QoS or RETAIN flag exceeds what the server announced in CONNACK
+    /// (Maximum QoS, Retain Available); it was queued before the CONNACK.
+    NotSupported,
+    /// A QoS 0 message for a session whose client is not connected.
+    Offline,
+    /// The server did not keep the session: the message's delivery state is
+    /// gone (see `SessionLost` events).
+    SessionLost,
+    /// The session ended (closed without resumption, or expired).
+    SessionEnded,
+}

@@ -1,0 +1,366 @@
+//! The sending side of QoS 1 and 2 (MQTT 5.0 section 4.3, 4.4): packet
+//! identifiers, the inflight window and the bounded queue behind it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{PacketId, QoS, ReasonCode};
+
+use crate::message::{Message, MessageId};
+
+/// What to do when a message arrives and the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueuePolicy {
+    /// Refuse the new message (the default): what was queued first is
+    /// delivered first, and the sender of the new one is told.
+    #[default]
+    DropNew,
+    /// Drop the oldest queued message to make room: the newest data wins.
+    DropOldest,
+}
+
+/// A message waiting for room in the inflight window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Queued {
+    pub(crate) id: MessageId,
+    pub(crate) message: Message,
+    pub(crate) since: Instant,
+}
+
+/// Where a QoS 1/2 message is in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREL sent; waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inflight {
+    pub(crate) id: MessageId,
+    pub(crate) message: Message,
+    /// When the message was handed over: its expiry counts from here.
+    pub(crate) since: Instant,
+    pub(crate) stage: Stage,
+}
+
+/// The outcome of an acknowledgement.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// The flow is complete; the packet identifier is free again.
+    Done(MessageId, ReasonCode),
+    /// PUBREC accepted: send PUBREL.
+    Release,
+    /// No message in a matching stage uses this identifier.
+    Unknown,
+}
+
+/// What leaves the queue next.
+pub(crate) enum Next {
+    /// Send this message, with this packet identifier (QoS 1/2).
+    Send(Option<PacketId>, Queued),
+    /// It expired while queued.
+    Expired(Queued),
+}
+
+/// Messages this side sends: the inflight table (indexed by packet
+/// identifier) and the FIFO queue behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Outgoing {
+    last_pid: u16,
+    next_id: u64,
+    inflight: HashMap<PacketId, Inflight>,
+    queue: VecDeque<Queued>,
+}
+
+/// How long until `m` expires, if it has an expiry, counted from `since`.
+/// `Some(0)` means expired.
+pub(crate) fn remaining_expiry(m: &Message, since: Instant, now: Instant) -> Option<u32> {
+    let interval = m.properties.message_expiry_interval?;
+    let elapsed = now.saturating_duration_since(since);
+    let left = Duration::from_secs(u64::from(interval)).saturating_sub(elapsed);
+    // Round up: a message with 0.4 s left has not expired.
+    Some(u32::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0)).unwrap_or(u32::MAX))
+}
+
+impl Outgoing {
+    /// A fresh token.
+    pub(crate) fn new_id(&mut self) -> MessageId {
+        self.next_id += 1;
+        MessageId(self.next_id)
+    }
+
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues `message`; returns the message that had to be dropped, if any
+    /// (the new one, or with [`QueuePolicy::DropOldest`] the oldest).
+    pub(crate) fn enqueue(
+        &mut self,
+        q: Queued,
+        limit: usize,
+        policy: QueuePolicy,
+    ) -> Option<Queued> {
+        if self.queue.len() < limit {
+            self.queue.push_back(q);
+            return None;
+        }
+        match (policy, self.queue.pop_front()) {
+            (QueuePolicy::DropOldest, Some(oldest)) => {
+                self.queue.push_back(q);
+                Some(oldest)
+            }
+            (_, oldest) => {
+                if let Some(o) = oldest {
+                    self.queue.push_front(o);
+                }
+                Some(q)
+            }
+        }
+    }
+
+    /// A packet identifier not in use here nor by `busy` (the caller's other
+    /// packets), or `None` when all 65,535 are taken. Never reuses an
+    /// identifier in flight.
+    pub(crate) fn allocate_pid(&mut self, busy: impl Fn(PacketId) -> bool) -> Option<PacketId> {
+        for _ in 0..u16::MAX {
+            self.last_pid = self.last_pid.checked_add(1).unwrap_or(1);
+            let pid = PacketId::new(self.last_pid)?;
+            if !self.inflight.contains_key(&pid) && !busy(pid) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// Takes the next message off the queue if it can be sent now: QoS 0
+    /// always, QoS 1/2 while fewer than `window` are in flight.
+    pub(crate) fn next(
+        &mut self,
+        now: Instant,
+        window: usize,
+        busy: impl Fn(PacketId) -> bool,
+    ) -> Option<Next> {
+        let front = self.queue.front()?;
+        if remaining_expiry(&front.message, front.since, now) == Some(0) {
+            return self.queue.pop_front().map(Next::Expired);
+        }
+        if front.message.qos == QoS::AtMostOnce {
+            return self.queue.pop_front().map(|q| Next::Send(None, q));
+        }
+        if self.inflight.len() >= window {
+            return None;
+        }
+        let pid = self.allocate_pid(busy)?;
+        let q = self.queue.pop_front()?;
+        self.inflight.insert(
+            pid,
+            Inflight {
+                id: q.id,
+                message: q.message.clone(),
+                since: q.since,
+                stage: Stage::Published,
+            },
+        );
+        Some(Next::Send(Some(pid), q))
+    }
+
+    /// PUBACK for `pid`.
+    pub(crate) fn puback(&mut self, pid: PacketId, reason: ReasonCode) -> Acked {
+        match self.inflight.get(&pid) {
+            Some(f) if f.message.qos == QoS::AtLeastOnce => {
+                let id = f.id;
+                self.inflight.remove(&pid);
+                Acked::Done(id, reason)
+            }
+            _ => Acked::Unknown,
+        }
+    }
+
+    /// PUBREC for `pid`: an error code ends the flow \[MQTT-4.3.3-?\], a
+    /// success moves it to PUBREL (again, for a duplicate PUBREC).
+    pub(crate) fn pubrec(&mut self, pid: PacketId, reason: ReasonCode) -> Acked {
+        match self.inflight.get_mut(&pid) {
+            Some(f) if f.message.qos == QoS::ExactlyOnce => {
+                if reason.is_error() && f.stage == Stage::Published {
+                    let id = f.id;
+                    self.inflight.remove(&pid);
+                    Acked::Done(id, reason)
+                } else {
+                    f.stage = Stage::Released;
+                    Acked::Release
+                }
+            }
+            _ => Acked::Unknown,
+        }
+    }
+
+    /// PUBCOMP for `pid`.
+    pub(crate) fn pubcomp(&mut self, pid: PacketId, reason: ReasonCode) -> Acked {
+        match self.inflight.get(&pid) {
+            Some(f) if f.stage == Stage::Released => {
+                let id = f.id;
+                self.inflight.remove(&pid);
+                Acked::Done(id, reason)
+            }
+            _ => Acked::Unknown,
+        }
+    }
+
+    /// Forgets the flow of `pid` (a message that could not be sent).
+    pub(crate) fn forget(&mut self, pid: PacketId) {
+        self.inflight.remove(&pid);
+    }
+
+    /// The flows to resume on a new connection, in the order they were first
+    /// sent \[MQTT-4.6.0-1\]: PUBLISH (to send again with DUP) or PUBREL.
+    pub(crate) fn resume(&self) -> Vec<(PacketId, &Inflight)> {
+        let mut v: Vec<_> = self.inflight.iter().map(|(&pid, f)| (pid, f)).collect();
+        v.sort_by_key(|(_, f)| f.id);
+        v
+    }
+
+    /// Empties the inflight table and the queue, oldest first.
+    pub(crate) fn drain(&mut self) -> Vec<(MessageId, Message)> {
+        let mut v = self.drain_inflight();
+        v.extend(self.queue.drain(..).map(|q| (q.id, q.message)));
+        v
+    }
+
+    /// Empties the inflight table, oldest first; the queue stays.
+    pub(crate) fn drain_inflight(&mut self) -> Vec<(MessageId, Message)> {
+        let mut v: Vec<_> = self
+            .inflight
+            .drain()
+            .map(|(_, f)| (f.id, f.message))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Drops queued QoS 0 messages (they are not kept for a disconnected
+    /// client), returning them.
+    pub(crate) fn drop_queued_qos0(&mut self) -> Vec<Queued> {
+        let (qos0, keep): (Vec<_>, Vec<_>) = self
+            .queue
+            .drain(..)
+            .partition(|q| q.message.qos == QoS::AtMostOnce);
+        self.queue = keep.into();
+        qos0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_topic::TopicName;
+
+    fn msg(qos: QoS) -> Message {
+        Message::new(TopicName::try_from("t").unwrap(), "x", qos, false)
+    }
+
+    fn queued(o: &mut Outgoing, qos: QoS, now: Instant) -> Queued {
+        Queued {
+            id: o.new_id(),
+            message: msg(qos),
+            since: now,
+        }
+    }
+
+    #[test]
+    fn packet_ids_are_never_reused_while_in_flight_and_exhaust_cleanly() {
+        let now = Instant::now();
+        let mut o = Outgoing::default();
+        for _ in 0..u16::MAX {
+            let q = queued(&mut o, QoS::AtLeastOnce, now);
+            assert_eq!(o.enqueue(q, usize::MAX, QueuePolicy::DropNew), None);
+        }
+        let mut seen = std::collections::HashSet::new();
+        while let Some(Next::Send(Some(pid), _)) = o.next(now, usize::MAX, |_| false) {
+            assert!(seen.insert(pid), "{pid} reused");
+        }
+        assert_eq!(seen.len(), 65_535);
+        // One more cannot get an identifier: it stays queued.
+        let q = queued(&mut o, QoS::AtLeastOnce, now);
+        o.enqueue(q, usize::MAX, QueuePolicy::DropNew);
+        assert!(o.next(now, usize::MAX, |_| false).is_none());
+        assert_eq!(o.queue_len(), 1);
+        // Freeing one identifier lets it through, with that identifier.
+        let pid = PacketId::new(77).unwrap();
+        assert!(matches!(
+            o.puback(pid, ReasonCode::Success),
+            Acked::Done(..)
+        ));
+        assert!(
+            matches!(o.next(now, usize::MAX, |_| false), Some(Next::Send(Some(p), _)) if p == pid)
+        );
+    }
+
+    #[test]
+    fn window_limits_inflight_and_queue_policy_applies() {
+        let now = Instant::now();
+        let mut o = Outgoing::default();
+        for _ in 0..3 {
+            let q = queued(&mut o, QoS::ExactlyOnce, now);
+            assert_eq!(o.enqueue(q, 3, QueuePolicy::DropNew), None);
+        }
+        let q = queued(&mut o, QoS::ExactlyOnce, now);
+        assert_eq!(
+            o.enqueue(q, 3, QueuePolicy::DropNew).map(|q| q.id.0),
+            Some(4)
+        );
+        let q = queued(&mut o, QoS::ExactlyOnce, now);
+        assert_eq!(
+            o.enqueue(q, 3, QueuePolicy::DropOldest).map(|q| q.id.0),
+            Some(1)
+        );
+        assert!(matches!(o.next(now, 1, |_| false), Some(Next::Send(Some(_), q)) if q.id.0 == 2));
+        assert!(o.next(now, 1, |_| false).is_none(), "window of 1 is full");
+    }
+
+    #[test]
+    fn qos2_flow_and_expiry() {
+        let now = Instant::now();
+        let mut o = Outgoing::default();
+        let mut q = queued(&mut o, QoS::ExactlyOnce, now);
+        q.message.properties.message_expiry_interval = Some(10);
+        o.enqueue(q, 10, QueuePolicy::DropNew);
+        let mut q = queued(&mut o, QoS::ExactlyOnce, now);
+        q.message.properties.message_expiry_interval = Some(1);
+        o.enqueue(q, 10, QueuePolicy::DropNew);
+        let later = now + Duration::from_millis(1500);
+        let Some(Next::Send(Some(pid), q)) = o.next(later, 10, |_| false) else {
+            panic!()
+        };
+        assert_eq!(remaining_expiry(&q.message, q.since, later), Some(9));
+        assert!(matches!(o.next(later, 10, |_| false), Some(Next::Expired(q)) if q.id.0 == 2));
+        assert_eq!(
+            o.pubcomp(pid, ReasonCode::Success),
+            Acked::Unknown,
+            "PUBCOMP before PUBREC"
+        );
+        assert_eq!(o.pubrec(pid, ReasonCode::Success), Acked::Release);
+        assert_eq!(
+            o.pubrec(pid, ReasonCode::Success),
+            Acked::Release,
+            "duplicate PUBREC"
+        );
+        assert_eq!(
+            o.puback(pid, ReasonCode::Success),
+            Acked::Unknown,
+            "PUBACK for QoS 2"
+        );
+        assert_eq!(
+            o.pubcomp(pid, ReasonCode::Success),
+            Acked::Done(MessageId(1), ReasonCode::Success)
+        );
+        assert_eq!(o.inflight_len(), 0);
+    }
+}
