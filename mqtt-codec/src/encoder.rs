@@ -90,7 +90,17 @@ impl Encoder {
     ///
     /// An [`EncodeError`] if the packet breaks the specification at this
     /// version or exceeds the peer's maximum; `dst` is then unchanged.
+    #[inline]
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<usize, EncodeError> {
+        if let Packet::Publish(p) = packet {
+            // The hot path: no dispatch, the fixed header and topic length
+            // in one write.
+            let remaining = p.encoded_len(self.version)?;
+            let total = self.total_len(remaining)?;
+            dst.reserve(total);
+            p.put_with_header(self.version, remaining, dst);
+            return Ok(total);
+        }
         let (remaining, total) = self.measure(packet)?;
         dst.reserve(total);
         packet.put(self.version, remaining, dst);

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_codec::{
-    ConnAck, Connect, ConnectProperties, DecodeError, Disconnect, Packet, PacketId, PacketType,
-    ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, SubscriptionId,
-    SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
+    Auth, ConnAck, Connect, ConnectProperties, DecodeError, Disconnect, Packet, PacketId,
+    PacketType, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
+    SubscriptionId, SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
 };
 use mqtt_topic::TopicFilter;
 
@@ -171,6 +171,11 @@ pub struct ClientSession {
     keep_alive: u16,
     maximum_qos: QoS,
     retain_available: bool,
+    /// CONNACK capabilities: wildcard, subscription identifier and shared
+    /// subscriptions available.
+    wildcards: bool,
+    subscription_ids: bool,
+    shared: bool,
     closed: bool,
 }
 
@@ -191,6 +196,9 @@ impl ClientSession {
             control: BTreeMap::new(),
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
+            wildcards: true,
+            subscription_ids: true,
+            shared: true,
             closed: false,
         }
     }
@@ -283,6 +291,17 @@ impl ClientSession {
         if filters.is_empty() {
             return Err(UsageError::NoTopicFilters);
         }
+        // Honour the server's CONNACK capabilities instead of sending what
+        // it announced it would refuse.
+        if !self.wildcards && filters.iter().any(|(f, _)| f.is_wildcard()) {
+            return Err(UsageError::NotSupported("wildcard subscriptions"));
+        }
+        if !self.shared && filters.iter().any(|(f, _)| f.is_shared()) {
+            return Err(UsageError::NotSupported("shared subscriptions"));
+        }
+        if !self.subscription_ids && subscription_id.is_some() {
+            return Err(UsageError::NotSupported("subscription identifiers"));
+        }
         let pid = self.core.reserve_pid()?;
         let mut sub = Subscribe {
             packet_id: pid,
@@ -336,6 +355,20 @@ impl ClientSession {
     /// [`UsageError::NotAwaitingAck`].
     pub fn ack(&mut self, now: Instant, packet_id: PacketId) -> Result<(), UsageError> {
         self.core.ack(now, packet_id)
+    }
+
+    /// Sends an AUTH packet (MQTT 5.0 extended authentication), during the
+    /// CONNECT exchange or to re-authenticate.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::NotConnected`] without a connection, or below 5.0.
+    pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), UsageError> {
+        if self.phase == Phase::Idle || !self.config.protocol.is_v5() {
+            return Err(UsageError::NotConnected);
+        }
+        self.core.send(now, auth);
+        Ok(())
     }
 
     /// Sends DISCONNECT with `reason` and ends the connection. The session
@@ -425,6 +458,9 @@ impl ClientSession {
         link.peer_retain_available = p.retain_available.unwrap_or(true);
         self.maximum_qos = p.maximum_qos.unwrap_or(QoS::ExactlyOnce);
         self.retain_available = p.retain_available.unwrap_or(true);
+        self.wildcards = p.wildcard_subscription_available.unwrap_or(true);
+        self.subscription_ids = p.subscription_identifiers_available.unwrap_or(true);
+        self.shared = p.shared_subscription_available.unwrap_or(true);
         self.keep_alive = p.server_keep_alive.unwrap_or(c.keep_alive);
         if let Some(sei) = p.session_expiry_interval {
             self.core.state.expiry_interval = sei;
@@ -554,7 +590,7 @@ impl ClientSession {
             return;
         }
         if self.core.version().is_some_and(ProtocolVersion::is_v5) {
-            self.core.send(now, Disconnect::new(e.reason_code()));
+            self.core.send(now, crate::error::disconnect_for(&e));
         }
         self.close(CloseReason::ProtocolError(e));
     }

@@ -117,6 +117,11 @@ pub enum UsageError {
     /// The peer does not support retained messages.
     #[error("retain not supported by the server")]
     RetainNotSupported,
+    /// The server announced in CONNACK that it does not support this
+    /// (wildcard subscriptions, subscription identifiers, shared
+    /// subscriptions).
+    #[error("{0} not supported by the server")]
+    NotSupported(&'static str),
     /// SUBSCRIBE or UNSUBSCRIBE without a filter.
     #[error("no topic filter")]
     NoTopicFilters,
@@ -127,4 +132,12 @@ pub enum UsageError {
     /// connection twice).
     #[error("invalid in the current state: {0}")]
     InvalidState(&'static str),
+}
+
+/// The DISCONNECT that reports `e` to the peer: its reason code, and what
+/// went wrong as the Reason String.
+pub(crate) fn disconnect_for(e: &ProtocolError) -> mqtt_codec::Disconnect {
+    let mut d = mqtt_codec::Disconnect::new(e.reason_code());
+    d.properties.reason_string = mqtt_codec::Utf8Bytes::try_from(e.to_string()).ok();
+    d
 }

@@ -714,7 +714,7 @@ impl ServerSession {
         match self.phase {
             Phase::Connected => {
                 if self.version.is_v5() {
-                    self.core.send(now, Disconnect::new(e.reason_code()));
+                    self.core.send(now, crate::error::disconnect_for(&e));
                 }
                 self.end_connection(now, CloseReason::ProtocolError(e), true);
             }

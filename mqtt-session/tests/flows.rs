@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::Pair;
 use mqtt_codec::{
-    ConnAck, Disconnect, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
-    Publish, QoS, ReasonCode, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
+    ConnAck, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
+    ReasonCode, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
 use mqtt_session::{
     Accept, ClientConfig, ClientSession, CloseReason, DropReason, Event, Message, MessageId,
@@ -1361,7 +1361,7 @@ fn v5_server_disconnects_on_unknown_or_out_of_range_topic_alias() {
         pair.establish();
         pair.server.handle_packet(pair.now, p.into());
         let out: Vec<Packet> = std::iter::from_fn(|| pair.server.poll_transmit()).collect();
-        assert_eq!(out, [Packet::Disconnect(Disconnect::new(code))]);
+        assert_disconnect(&out, code);
         pair.pump_events();
         let closed = pair.server_events(|e| match e {
             Event::Closed(r) => Some(r.clone()),
@@ -1394,10 +1394,7 @@ fn v5_client_disconnects_on_unknown_or_out_of_range_topic_alias() {
             .collect();
         assert_eq!(topics, ["known", "known"]);
         c.handle_packet(now, p.into());
-        assert_eq!(
-            transmitted(&mut c),
-            [Packet::Disconnect(Disconnect::new(code))]
-        );
+        assert_disconnect(&transmitted(&mut c), code);
         let ev = client_events(&mut c);
         assert!(
             matches!(&ev[..], [Event::Closed(CloseReason::ProtocolError(e))] if e.reason_code() == code),
@@ -1578,10 +1575,84 @@ fn v5_empty_topic_without_alias_is_a_protocol_error() {
     pair.server
         .handle_packet(pair.now, Publish::new(Utf8Bytes::new(), "x").into());
     let out: Vec<Packet> = std::iter::from_fn(|| pair.server.poll_transmit()).collect();
+    assert_disconnect(&out, ReasonCode::ProtocolError);
+}
+
+/// Exactly one DISCONNECT with `code`, saying what went wrong in its Reason
+/// String.
+fn assert_disconnect(out: &[Packet], code: ReasonCode) {
+    match out {
+        [Packet::Disconnect(d)] => {
+            assert_eq!(d.reason, code);
+            assert!(
+                d.properties
+                    .reason_string
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty()),
+                "{d:?}"
+            );
+        }
+        other => panic!("expected one DISCONNECT {code:?}, got {other:?}"),
+    }
+}
+
+/// The client honours the CONNACK's Wildcard Subscription Available,
+/// Subscription Identifiers Available and Shared Subscription Available
+/// instead of sending what the server would refuse.
+#[test]
+fn v5_client_honours_subscription_capabilities() {
+    let mut s = ServerConfig::default();
+    s.wildcard_subscription_available = false;
+    s.subscription_identifiers_available = false;
+    s.shared_subscription_available = false;
+    let mut pair = Pair::new(client_cfg(ProtocolVersion::V5), s);
+    pair.establish();
+    let opts = mqtt_codec::SubscriptionOptions::default();
+    let f = |s: &str| mqtt_topic::TopicFilter::try_from(s).unwrap();
+    let now = pair.now;
     assert_eq!(
-        out,
-        [Packet::Disconnect(Disconnect::new(
-            ReasonCode::ProtocolError
-        ))]
+        pair.client.subscribe(now, vec![(f("a/+"), opts)], None),
+        Err(mqtt_session::UsageError::NotSupported(
+            "wildcard subscriptions"
+        ))
     );
+    assert_eq!(
+        pair.client
+            .subscribe(now, vec![(f("$share/g/a"), opts)], None),
+        Err(mqtt_session::UsageError::NotSupported(
+            "shared subscriptions"
+        ))
+    );
+    assert_eq!(
+        pair.client.subscribe(
+            now,
+            vec![(f("a"), opts)],
+            mqtt_codec::SubscriptionId::new(3)
+        ),
+        Err(mqtt_session::UsageError::NotSupported(
+            "subscription identifiers"
+        ))
+    );
+    assert!(
+        pair.client
+            .subscribe(now, vec![(f("a"), opts)], None)
+            .is_ok()
+    );
+}
+
+/// A client can send AUTH (5.0) and receives the server's as events.
+#[test]
+fn v5_auth_passes_both_ways() {
+    let mut pair = Pair::new(client_cfg(ProtocolVersion::V5), ServerConfig::default());
+    pair.establish();
+    let mut auth = mqtt_codec::Auth::new(ReasonCode::ReAuthenticate);
+    auth.properties.authentication_method = Some(Utf8Bytes::from_static("SCRAM-SHA-1"));
+    pair.client.auth(pair.now, auth.clone()).unwrap();
+    pair.drive();
+    assert!(pair.server_events.contains(&Event::Auth(auth.clone())));
+    let mut reply = mqtt_codec::Auth::new(ReasonCode::Success);
+    reply.properties.authentication_method = auth.properties.authentication_method.clone();
+    pair.server.auth(pair.now, reply.clone());
+    pair.drive();
+    assert!(pair.client_events.contains(&Event::Auth(reply)));
 }

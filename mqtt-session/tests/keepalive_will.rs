@@ -346,7 +346,7 @@ fn server_closes_a_connection_silent_for_one_and_a_half_keep_alive() {
         } else {
             vec![]
         };
-        assert_eq!(srv.sent, expected, "{v}");
+        assert_eq!(reason_only(&srv.sent), expected, "{v}");
         assert!(
             srv.events
                 .contains(&Event::Closed(CloseReason::ProtocolError(
@@ -750,7 +750,7 @@ fn v5_session_expiry_zero_to_non_zero_at_disconnect_is_a_protocol_error() {
     d.properties.session_expiry_interval = Some(30);
     srv.feed(d);
     assert_eq!(
-        srv.sent,
+        reason_only(&srv.sent),
         [Packet::Disconnect(Disconnect::new(
             ReasonCode::ProtocolError
         ))]
@@ -830,4 +830,20 @@ fn v311_server_keep_alive_is_not_imposed_on_a_v311_client() {
         pair.server_events
     );
     assert_eq!(pings(&pair), 0, "the client keeps its own 60 s");
+}
+
+/// The packets with any DISCONNECT Reason String removed (its text is for
+/// people; the tests check the reason code).
+fn reason_only(packets: &[Packet]) -> Vec<Packet> {
+    packets
+        .iter()
+        .cloned()
+        .map(|p| match p {
+            Packet::Disconnect(mut d) => {
+                d.properties.reason_string = None;
+                Packet::Disconnect(d)
+            }
+            p => p,
+        })
+        .collect()
 }

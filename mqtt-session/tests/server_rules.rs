@@ -142,7 +142,7 @@ fn assert_closed_for(srv: &Srv, v: ProtocolVersion, error: ProtocolError, code: 
     } else {
         vec![]
     };
-    assert_eq!(srv.sent, expected, "{v}");
+    assert_eq!(reason_only(&srv.sent), expected, "{v}");
     assert_eq!(srv.closed(), [CloseReason::ProtocolError(error)], "{v}");
     assert!(!srv.s.is_connected());
 }
@@ -841,10 +841,10 @@ fn client_protocol_errors_are_sticky() {
         .into(),
     );
     assert_eq!(
-        c.poll_transmit(),
-        Some(Packet::Disconnect(Disconnect::new(
+        reason_only(&c.poll_transmit().into_iter().collect::<Vec<_>>()),
+        [Packet::Disconnect(Disconnect::new(
             ReasonCode::ProtocolError
-        )))
+        ))]
     );
     assert_eq!(
         c.poll_event(),
@@ -918,4 +918,20 @@ fn unsupported_protocol_level_gets_connack_1() {
         [0x20, 0x02, 0x00, 0x01]
     );
     assert!(srv.s.is_ended());
+}
+
+/// The packets with any DISCONNECT Reason String removed (its text is for
+/// people; the tests check the reason code).
+fn reason_only(packets: &[Packet]) -> Vec<Packet> {
+    packets
+        .iter()
+        .cloned()
+        .map(|p| match p {
+            Packet::Disconnect(mut d) => {
+                d.properties.reason_string = None;
+                Packet::Disconnect(d)
+            }
+            p => p,
+        })
+        .collect()
 }

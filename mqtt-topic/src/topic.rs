@@ -103,12 +103,19 @@ fn validate_filter(b: &[u8]) -> Result<usize, TopicError> {
     Ok(b.len() - pattern.len())
 }
 
-/// Reads validated UTF-8 back as `&str`.
+/// Reads validated UTF-8 back as `&str`, without checking it again.
 ///
-/// The crate forbids `unsafe`, so the UTF-8 check is repeated (it is linear and fast); the
-/// fallback is unreachable because every constructor validated the bytes.
+/// Only called on the bytes of a `TopicName` or `TopicFilter`, and every
+/// constructor of those checks UTF-8 (`TryFrom<Bytes>` with `from_utf8`, the
+/// others take a `&str` or `String`); the bytes are never mutated after.
+#[inline]
 fn utf8(b: &[u8]) -> &str {
-    core::str::from_utf8(b).unwrap_or_default()
+    debug_assert!(core::str::from_utf8(b).is_ok());
+    // SAFETY: see above: `b` is the content of a validated name or filter.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::str::from_utf8_unchecked(b)
+    }
 }
 
 fn bytes_to_utf8(b: &Bytes) -> Result<(), TopicError> {

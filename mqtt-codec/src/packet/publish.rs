@@ -140,6 +140,51 @@ impl Publish {
         Ok(n)
     }
 
+    /// Writes the whole packet: the fixed header and the topic's length go
+    /// out in one write.
+    #[inline]
+    pub(crate) fn put_with_header<B: BufMut>(
+        &self,
+        v: ProtocolVersion,
+        remaining: usize,
+        buf: &mut B,
+    ) {
+        let mut head = [0u8; 7];
+        let mut n = 0;
+        let mut len = remaining;
+        for slot in head.iter_mut().skip(1).take(4) {
+            let byte = u8::try_from(len & 0x7F).unwrap_or_default();
+            len >>= 7;
+            n += 1;
+            if len == 0 {
+                *slot = byte;
+                break;
+            }
+            *slot = byte | 0x80;
+        }
+        if let Some(first) = head.first_mut() {
+            *first = 0x30 | self.flags();
+        }
+        let topic = self.topic.as_bytes();
+        let [hi, lo] = u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes();
+        if let Some([a, b]) = head
+            .get_mut(n + 1..n + 3)
+            .and_then(|s| <&mut [u8; 2]>::try_from(s).ok())
+        {
+            *a = hi;
+            *b = lo;
+        }
+        buf.put_slice(head.get(..n + 3).unwrap_or_default());
+        buf.put_slice(topic);
+        if let Some(id) = self.packet_id {
+            buf.put_u16(id.get());
+        }
+        if v.is_v5() {
+            self.properties.put(buf);
+        }
+        buf.put_slice(&self.payload);
+    }
+
     /// Writes everything but the payload.
     #[inline]
     pub(crate) fn put_head<B: BufMut>(&self, v: ProtocolVersion, buf: &mut B) {
