@@ -96,7 +96,7 @@ impl Publish {
             return Err(DecodeError::EmptyTopicName);
         }
         check_response_topic(properties.response_topic.as_ref())?;
-        let offset = frame.len() - i.len();
+        let offset = frame.len().saturating_sub(i.len());
         let mut payload = frame;
         payload.advance(offset);
         Ok(Some(Packet::Publish(Self {
