@@ -538,7 +538,23 @@ impl ServerSession {
 
     /// Takes the session state for the client's new connection: a pending
     /// will is cancelled, timers stop, and this session ends.
+    ///
+    /// If this session's connection is still up (a takeover), call
+    /// [`disconnect`](Self::disconnect) with [`ReasonCode::SessionTakenOver`]
+    /// first so that its will is handled as the spec says; if not, the
+    /// connection is ended here the same way (DISCONNECT 0x8E in 5.0 and
+    /// [`Event::Closed`]) but its will is dropped with the taken state.
     pub fn take_state(&mut self) -> SessionState {
+        if self.phase == Phase::Connected {
+            if self.version.is_v5() {
+                self.core
+                    .transmit
+                    .push_back(Disconnect::new(ReasonCode::SessionTakenOver).into());
+            }
+            self.core.events.push_back(Event::Closed(CloseReason::Local(
+                ReasonCode::SessionTakenOver,
+            )));
+        }
         self.will = None;
         self.phase = Phase::Ended;
         self.core.end_link();

@@ -935,3 +935,37 @@ fn reason_only(packets: &[Packet]) -> Vec<Packet> {
         })
         .collect()
 }
+
+/// Taking the state of a session whose connection is still up (a takeover)
+/// ends that connection: DISCONNECT 0x8E in 5.0 and `Event::Closed`, so its
+/// driver closes the socket.
+#[test]
+fn take_state_of_a_connected_session_closes_its_connection() {
+    for v in BOTH {
+        let mut srv = Srv::new(ServerConfig::default());
+        srv.feed(Connect::new(v, Utf8Bytes::from_static("c1")));
+        srv.s.accept(srv.now, mqtt_session::Accept::new()).unwrap();
+        srv.drain();
+        srv.sent.clear();
+        srv.events.clear();
+        let _state = srv.s.take_state();
+        srv.drain();
+        assert!(srv.s.is_ended());
+        assert!(
+            srv.events.iter().any(|e| matches!(
+                e,
+                Event::Closed(CloseReason::Local(ReasonCode::SessionTakenOver))
+            )),
+            "{v}: {:?}",
+            srv.events
+        );
+        let expected = if v.is_v5() {
+            vec![Packet::Disconnect(mqtt_codec::Disconnect::new(
+                ReasonCode::SessionTakenOver,
+            ))]
+        } else {
+            vec![]
+        };
+        assert_eq!(srv.sent, expected, "{v}");
+    }
+}
