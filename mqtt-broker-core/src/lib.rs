@@ -1,0 +1,1 @@
+//! Embeddable tokio MQTT broker (work in progress).

@@ -1,0 +1,1 @@
+//! Tokio MQTT client (work in progress).
