@@ -195,6 +195,26 @@ impl ServerSession {
         }
     }
 
+    /// A session restored from a store (for example after a broker restart):
+    /// offline, its client not connected, its Session Expiry Interval
+    /// counting from `now`. Messages published to it are queued (QoS 1/2)
+    /// until its client connects and the broker hands the state over with
+    /// [`take_state`](Self::take_state).
+    pub fn restore(config: ServerConfig, state: SessionState, now: Instant) -> Self {
+        let mut s = Self::new(config, now);
+        s.core.timers = Default::default();
+        s.core.state = state;
+        s.phase = Phase::Offline;
+        match s.core.state.expiry_interval {
+            u32::MAX => {}
+            secs => s.core.timers.set(
+                Timer::SessionExpiry,
+                now + Duration::from_secs(u64::from(secs)),
+            ),
+        }
+        s
+    }
+
     /// The CONNECT of the current connection.
     pub fn connect_packet(&self) -> Option<&Connect> {
         self.connect.as_deref()

@@ -1,1 +1,256 @@
-fn main() {}
+//! `mqtt-broker`: an MQTT 3.1 / 3.1.1 / 5.0 broker.
+//!
+//! ```text
+//! mqtt-broker                       # 127.0.0.1:1883, in memory
+//! mqtt-broker -p 1884 -v            # another port, debug logs
+//! mqtt-broker -c broker.toml        # listeners, limits and the rest from a file
+//! ```
+//!
+//! Flags given on the command line override the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use mqtt_broker_core::{Broker, Config, QueuePolicy};
+use serde::Deserialize;
+
+/// An MQTT 3.1 / 3.1.1 / 5.0 broker (in memory).
+#[derive(Debug, Parser)]
+#[command(name = "mqtt-broker", version)]
+struct Args {
+    /// Port to listen on (on the --bind address). Default: 1883.
+    #[arg(short = 'p', long)]
+    port: Option<u16>,
+    /// Address to listen on. Default: 127.0.0.1.
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// TOML configuration file (see examples/mqtt-broker/broker.toml).
+    #[arg(short = 'c', long)]
+    config: Option<PathBuf>,
+    /// Open connections allowed at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Largest packet accepted, in bytes.
+    #[arg(long)]
+    max_packet_size: Option<u32>,
+    /// QoS 1/2 messages in flight to each client.
+    #[arg(long)]
+    max_inflight: Option<u16>,
+    /// Messages queued per client (behind the inflight window or offline).
+    #[arg(long)]
+    max_queued: Option<usize>,
+    /// Seconds a connection has to send CONNECT.
+    #[arg(long)]
+    connect_timeout: Option<u64>,
+    /// Seconds between $SYS updates (0 disables them).
+    #[arg(long)]
+    sys_interval: Option<u64>,
+    /// Debug logging (same as --log-level debug).
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// The configuration file. Every field is optional; unknown fields are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// Addresses to listen on, like "127.0.0.1:1883".
+    listeners: Option<Vec<SocketAddr>>,
+    log_level: Option<String>,
+    sys_interval_secs: Option<u64>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    features: Features,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    max_connections: Option<usize>,
+    max_packet_size: Option<u32>,
+    max_inflight: Option<u16>,
+    receive_maximum: Option<u16>,
+    max_queued_messages: Option<usize>,
+    queue_policy: Option<Policy>,
+    max_pending_bytes: Option<usize>,
+    connect_timeout_secs: Option<u64>,
+    max_topic_aliases: Option<u16>,
+    max_session_expiry_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Policy {
+    DropNew,
+    DropOldest,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Features {
+    retain_available: Option<bool>,
+    maximum_qos: Option<u8>,
+    outbound_topic_aliases: Option<bool>,
+}
+
+fn nonzero16(name: &str, v: u16) -> anyhow::Result<NonZeroU16> {
+    NonZeroU16::new(v).with_context(|| format!("{name} must be at least 1"))
+}
+
+fn build(args: &Args) -> anyhow::Result<(Config, String)> {
+    let file: File = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => File::default(),
+    };
+    let mut c = Config::default();
+    if let Some(l) = file.listeners {
+        if l.is_empty() {
+            bail!("`listeners` is empty: give at least one address");
+        }
+        c.listeners = l;
+    }
+    if args.port.is_some() || args.bind.is_some() {
+        let first = c
+            .listeners
+            .first()
+            .copied()
+            .unwrap_or(([127, 0, 0, 1], 1883).into());
+        let addr = SocketAddr::new(
+            args.bind.unwrap_or(first.ip()),
+            args.port.unwrap_or(first.port()),
+        );
+        c.listeners = vec![addr];
+    }
+    let l = &file.limits;
+    if let Some(v) = args.max_connections.or(l.max_connections) {
+        c.max_connections = v;
+    }
+    if let Some(v) = args.max_packet_size.or(l.max_packet_size) {
+        c.max_packet_size = NonZeroU32::new(v).context("max_packet_size must be at least 1")?;
+    }
+    if let Some(v) = args.max_inflight.or(l.max_inflight) {
+        c.max_inflight = nonzero16("max_inflight", v)?;
+    }
+    if let Some(v) = l.receive_maximum {
+        c.receive_maximum = nonzero16("receive_maximum", v)?;
+    }
+    if let Some(v) = args.max_queued.or(l.max_queued_messages) {
+        c.max_queued_messages = v;
+    }
+    if let Some(p) = l.queue_policy {
+        c.queue_policy = match p {
+            Policy::DropNew => QueuePolicy::DropNew,
+            Policy::DropOldest => QueuePolicy::DropOldest,
+        };
+    }
+    if let Some(v) = l.max_pending_bytes {
+        c.max_pending_bytes = v;
+    }
+    if let Some(v) = args.connect_timeout.or(l.connect_timeout_secs) {
+        if v == 0 {
+            bail!("connect_timeout must be at least 1 second");
+        }
+        c.connect_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = l.max_topic_aliases {
+        c.max_topic_aliases = v;
+    }
+    if let Some(v) = l.max_session_expiry_secs {
+        c.max_session_expiry_interval = v;
+    }
+    if let Some(v) = args.sys_interval.or(file.sys_interval_secs) {
+        c.sys_interval = Duration::from_secs(v);
+    }
+    let f = &file.features;
+    if let Some(v) = f.retain_available {
+        c.retain_available = v;
+    }
+    if let Some(q) = f.maximum_qos {
+        c.maximum_qos = mqtt_broker_core::QoS::try_from(q)
+            .ok()
+            .context("maximum_qos must be 0, 1 or 2")?;
+    }
+    if let Some(v) = f.outbound_topic_aliases {
+        c.outbound_topic_aliases = v;
+    }
+    let log = if args.verbose {
+        "debug".to_owned()
+    } else {
+        args.log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".to_owned())
+    };
+    Ok((c, log))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let (config, log) = match build(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("mqtt-broker: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mqtt-broker: invalid log level {log:?}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqtt-broker: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mqtt-broker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listeners = config.listeners.clone();
+    let broker = Broker::builder()
+        .config(config)
+        .start()
+        .await
+        .with_context(|| format!("cannot listen on {listeners:?}"))?;
+    tracing::info!(addrs = ?broker.local_addrs(), "mqtt-broker started");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    broker.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Broker configuration: listeners and limits, with documented defaults.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32};
+use std::time::Duration;
+
+use mqtt_codec::QoS;
+use mqtt_session::{QueuePolicy, ServerConfig};
+
+/// Broker configuration.
+///
+/// Every limit has a default that suits a small server; each is enforced and
+/// tested. Build one with [`Config::default`] and change the fields you need.
+///
+/// ```
+/// use mqtt_broker_core::Config;
+///
+/// let mut config = Config::default();
+/// config.max_connections = 10_000;
+/// config.max_queued_messages = 1_000;
+/// assert_eq!(config.listeners, vec!["127.0.0.1:1883".parse().unwrap()]);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// TCP addresses to listen on. Default: `127.0.0.1:1883`.
+    pub listeners: Vec<SocketAddr>,
+    /// Open connections allowed at once; a connection beyond it is closed
+    /// as soon as it is accepted. Default: 100,000.
+    pub max_connections: usize,
+    /// Largest packet accepted from clients, in bytes (announced as Maximum
+    /// Packet Size to MQTT 5.0 clients); a larger one closes the connection
+    /// (MQTT 5.0: DISCONNECT 0x95) before its body is read. Default: 1 MiB.
+    pub max_packet_size: NonZeroU32,
+    /// QoS 1/2 messages in flight to one client (also capped by its Receive
+    /// Maximum). Default: 1,024.
+    pub max_inflight: NonZeroU16,
+    /// QoS 1/2 messages the broker accepts in flight from one client
+    /// (Receive Maximum announced to MQTT 5.0 clients). Default: 1,024.
+    pub receive_maximum: NonZeroU16,
+    /// Messages queued per client behind the inflight window or while a
+    /// persistent client is away. Beyond it QoS 1/2 messages follow
+    /// [`queue_policy`](Self::queue_policy). Default: 10,000.
+    pub max_queued_messages: usize,
+    /// What a full queue does with a new QoS 1/2 message. Default:
+    /// [`QueuePolicy::DropNew`] (the new message is dropped and counted).
+    pub queue_policy: QueuePolicy,
+    /// Bytes encoded for one connection and not yet written to its socket
+    /// beyond which QoS 0 messages to it are dropped and counted: a
+    /// subscriber that does not read never makes memory grow without bound.
+    /// Default: 1 MiB.
+    pub max_pending_bytes: usize,
+    /// Time a new connection has to send CONNECT. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// Topic Alias Maximum announced to MQTT 5.0 clients. Default: 64.
+    pub max_topic_aliases: u16,
+    /// Use topic aliases towards MQTT 5.0 clients that accept them.
+    /// Default: true.
+    pub outbound_topic_aliases: bool,
+    /// Maximum QoS granted. Default: 2.
+    pub maximum_qos: QoS,
+    /// Retained messages supported. Default: true.
+    pub retain_available: bool,
+    /// Cap on the Session Expiry Interval, in seconds. Default: none
+    /// (`u32::MAX`).
+    pub max_session_expiry_interval: u32,
+    /// Interval at which `$SYS/broker/...` statistics are published; zero
+    /// disables them. Default: 10 s.
+    pub sys_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let k = NonZeroU16::new(1024).unwrap_or(NonZeroU16::MAX);
+        Self {
+            listeners: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            max_connections: 100_000,
+            max_packet_size: NonZeroU32::new(1 << 20).unwrap_or(NonZeroU32::MAX),
+            max_inflight: k,
+            receive_maximum: k,
+            max_queued_messages: 10_000,
+            queue_policy: QueuePolicy::DropNew,
+            max_pending_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(10),
+            max_topic_aliases: 64,
+            outbound_topic_aliases: true,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            max_session_expiry_interval: u32::MAX,
+            sys_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The session configuration these settings give.
+    pub(crate) fn session_config(&self) -> ServerConfig {
+        let mut c = ServerConfig::default();
+        c.connect_timeout = self.connect_timeout;
+        c.receive_maximum = self.receive_maximum;
+        c.max_inflight = self.max_inflight;
+        c.max_queued = self.max_queued_messages;
+        c.queue_policy = self.queue_policy;
+        c.max_packet_size = Some(self.max_packet_size);
+        c.topic_alias_maximum = self.max_topic_aliases;
+        c.use_topic_aliases = self.outbound_topic_aliases;
+        c.maximum_qos = self.maximum_qos;
+        c.retain_available = self.retain_available;
+        c.max_session_expiry_interval = self.max_session_expiry_interval;
+        c
+    }
+}

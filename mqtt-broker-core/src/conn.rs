@@ -1,0 +1,166 @@
+//! One task per connection: socket reads and writes, decoding, and the
+//! async hooks. Everything else happens in [`State`](crate::state::State).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
+use tokio::net::TcpStream;
+
+use crate::broker::Shared;
+use crate::state::Pending;
+use crate::stats::Counters;
+
+/// Bytes reserved for a read. An idle connection holds no read buffer: it
+/// waits for readiness first and releases the buffer once it is drained.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Packets fed to the state per lock acquisition, at most.
+const BATCH: usize = 512;
+
+pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<SocketAddr>) {
+    let _ = stream.set_nodelay(true);
+    let (conn, notify) = shared.lock().open(Instant::now(), peer);
+    let mut decoder = Decoder::new();
+    decoder.set_max_packet_size(shared.config.max_packet_size);
+    let mut inbuf = BytesMut::new();
+    let mut packets: Vec<Packet> = Vec::new();
+    let mut out = Bytes::new();
+    let mut closing = false;
+    let mut reading = true;
+
+    loop {
+        let mut fetch = false;
+        tokio::select! {
+            biased;
+            r = stream.writable(), if !out.is_empty() => {
+                if r.is_err() {
+                    break;
+                }
+                match stream.try_write(&out) {
+                    Ok(n) => {
+                        Counters::add(&shared.counters.bytes_sent, n as u64);
+                        out.advance(n);
+                        fetch = out.is_empty();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+            r = stream.readable(), if reading && !closing => {
+                if r.is_err() {
+                    break;
+                }
+                inbuf.reserve(READ_CHUNK);
+                match stream.try_read_buf(&mut inbuf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        Counters::add(&shared.counters.bytes_received, n as u64);
+                        if !input(&shared, conn, &mut decoder, &mut inbuf, &mut packets).await {
+                            reading = false;
+                        }
+                        if inbuf.is_empty() {
+                            inbuf = BytesMut::new();
+                        }
+                        fetch = out.is_empty();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+            _ = notify.notified(), if out.is_empty() => fetch = true,
+        }
+        if fetch {
+            let o = shared.lock().output(conn);
+            closing = o.closing;
+            if let Some(b) = o.bytes {
+                out = b;
+            } else if closing {
+                break;
+            }
+        }
+    }
+    shared.lock().close(Instant::now(), conn);
+    shared
+        .counters
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Decodes what `inbuf` holds and feeds it to the state, batch by batch.
+/// Returns false once the input is unusable (decode error).
+async fn input(
+    shared: &Shared,
+    conn: usize,
+    decoder: &mut Decoder,
+    inbuf: &mut BytesMut,
+    packets: &mut Vec<Packet>,
+) -> bool {
+    loop {
+        let mut error: Option<DecodeError> = None;
+        while packets.len() < BATCH {
+            match decoder.decode(inbuf) {
+                Ok(Some(p)) => packets.push(p),
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if packets.is_empty() && error.is_none() {
+            return true;
+        }
+        let full = packets.len() >= BATCH;
+        let failed = error.is_some();
+        let mut pending = shared.lock().input(Instant::now(), conn, packets, error);
+        while let Some(p) = pending {
+            pending = resolve(shared, conn, p).await;
+        }
+        if failed {
+            return false;
+        }
+        if !full {
+            return true;
+        }
+    }
+}
+
+/// Runs the async hook a [`Pending`] needs, then gives its answer back.
+async fn resolve(shared: &Shared, conn: usize, pending: Pending) -> Option<Pending> {
+    match pending {
+        Pending::Connect(info) => {
+            let decision = shared.authenticator.authenticate(&info).await;
+            shared
+                .lock()
+                .connect_decided(Instant::now(), conn, decision)
+        }
+        Pending::Subscribe(client, request) => {
+            let mut reasons = request.grant_all();
+            if let Some(a) = &shared.authorizer {
+                for (entry, reason) in request.entries.iter().zip(reasons.iter_mut()) {
+                    if let Ok(filter) = &entry.filter {
+                        if !reason.is_error() && !a.authorize_subscribe(&client, filter).await {
+                            *reason = ReasonCode::NotAuthorized;
+                        }
+                    }
+                }
+            }
+            shared
+                .lock()
+                .subscribe_decided(Instant::now(), conn, &request, reasons)
+        }
+        Pending::Publish(client, message) => {
+            let allowed = match &shared.authorizer {
+                Some(a) => a.authorize_publish(&client, &message.topic).await,
+                None => true,
+            };
+            shared
+                .lock()
+                .publish_decided(Instant::now(), conn, message, allowed)
+        }
+    }
+}

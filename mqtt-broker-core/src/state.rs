@@ -1,0 +1,915 @@
+//! The broker's shared state: sessions, connections, subscriptions and
+//! retained messages, under one lock.
+//!
+//! Connection tasks decode, take the lock for a whole batch of packets, feed
+//! them to their [`ServerSession`], route what comes out into the sessions of
+//! the subscribers, encode what those sessions transmit into each
+//! connection's output buffer and wake its task. No task ever awaits while
+//! it holds the lock; the async hooks run between two acquisitions
+//! ([`Pending`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::{
+    DecodeError, Encoder, Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
+    SubscriptionOptions, Utf8Bytes,
+};
+use mqtt_session::{
+    Accept, CloseReason, Event, Message, ServerConfig, ServerSession, SessionState,
+    SubscribeRequest,
+};
+use mqtt_topic::{RetainedIndex, SubscriptionTree, TopicFilter};
+use slab::Slab;
+use tokio::sync::{Notify, mpsc};
+
+use crate::hooks::{ClientInfo, ConnectInfo};
+use crate::stats::{Counters, Stats};
+use crate::store::StoreOp;
+
+/// Who holds a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SubKey {
+    /// A client session (index into the session slab).
+    Session(usize),
+    /// An in-process subscriber (index into the local slab).
+    Local(usize),
+}
+
+/// What a subscription asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubValue {
+    options: SubscriptionOptions,
+    id: Option<SubscriptionId>,
+}
+
+#[derive(Debug)]
+struct Retained {
+    message: Message,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct SessionSlot {
+    session: ServerSession,
+    client_id: Option<Arc<str>>,
+    username: Option<String>,
+    conn: Option<usize>,
+    deadline: Option<Instant>,
+    counted: bool,
+    touched: bool,
+}
+
+#[derive(Debug)]
+struct ConnSlot {
+    session: Option<usize>,
+    out: BytesMut,
+    encoder: Encoder,
+    notify: Arc<Notify>,
+    closing: bool,
+    peer: Option<SocketAddr>,
+}
+
+/// Work that needs an async hook, to run without the lock.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    Connect(ConnectInfo),
+    Subscribe(ClientInfo, SubscribeRequest),
+    Publish(ClientInfo, Message),
+}
+
+/// What a connection task takes from the state for its socket.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    pub(crate) bytes: Option<Bytes>,
+    pub(crate) closing: bool,
+}
+
+/// A local (in-process) subscriber.
+#[derive(Debug)]
+struct Local {
+    tx: mpsc::Sender<Message>,
+    filter: TopicFilter,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    session_config: ServerConfig,
+    max_pending: usize,
+    authorize: bool,
+    counters: Arc<Counters>,
+    store: Option<mpsc::UnboundedSender<StoreOp>>,
+    sessions: Slab<SessionSlot>,
+    conns: Slab<ConnSlot>,
+    by_id: HashMap<Arc<str>, usize>,
+    subs: SubscriptionTree<SubKey, SubValue>,
+    retained: RetainedIndex<Retained>,
+    deadlines: BTreeSet<(Instant, usize)>,
+    locals: Slab<Local>,
+    touched: Vec<usize>,
+    scratch: Vec<(SubKey, SubValue)>,
+    round_robin: usize,
+    next_auto_id: u64,
+}
+
+impl State {
+    pub(crate) fn new(
+        session_config: ServerConfig,
+        max_pending: usize,
+        authorize: bool,
+        counters: Arc<Counters>,
+        store: Option<mpsc::UnboundedSender<StoreOp>>,
+    ) -> Self {
+        Self {
+            session_config,
+            max_pending,
+            authorize,
+            counters,
+            store,
+            sessions: Slab::new(),
+            conns: Slab::new(),
+            by_id: HashMap::new(),
+            subs: SubscriptionTree::new(),
+            retained: RetainedIndex::new(),
+            deadlines: BTreeSet::new(),
+            locals: Slab::new(),
+            touched: Vec::new(),
+            scratch: Vec::new(),
+            round_robin: 0,
+            next_auto_id: 0,
+        }
+    }
+
+    // ----- restoring from a store -------------------------------------------------------------
+
+    pub(crate) fn restore(&mut self, now: Instant, sessions: Vec<(String, SessionState)>) {
+        for (client_id, state) in sessions {
+            let session = ServerSession::restore(self.session_config.clone(), state, now);
+            let cid: Arc<str> = Arc::from(client_id);
+            let s = self.sessions.insert(SessionSlot {
+                session,
+                client_id: Some(cid.clone()),
+                username: None,
+                conn: None,
+                deadline: None,
+                counted: false,
+                touched: false,
+            });
+            self.by_id.insert(cid, s);
+            self.insert_subscriptions(s);
+            self.update_deadline(s);
+        }
+    }
+
+    pub(crate) fn restore_retained(&mut self, now: Instant, messages: Vec<Message>) {
+        for message in messages {
+            let topic = message.topic.clone();
+            self.retained.insert(
+                topic,
+                Retained {
+                    message,
+                    since: now,
+                },
+            );
+        }
+    }
+
+    // ----- connections ------------------------------------------------------------------------
+
+    /// A new transport: a session awaiting CONNECT, and the connection's slot.
+    pub(crate) fn open(&mut self, now: Instant, peer: Option<SocketAddr>) -> (usize, Arc<Notify>) {
+        let session = ServerSession::new(self.session_config.clone(), now);
+        let s = self.sessions.insert(SessionSlot {
+            session,
+            client_id: None,
+            username: None,
+            conn: None,
+            deadline: None,
+            counted: false,
+            touched: false,
+        });
+        let notify = Arc::new(Notify::new());
+        let c = self.conns.insert(ConnSlot {
+            session: Some(s),
+            out: BytesMut::new(),
+            encoder: Encoder::new(ProtocolVersion::V5),
+            notify: notify.clone(),
+            closing: false,
+            peer,
+        });
+        if let Some(slot) = self.sessions.get_mut(s) {
+            slot.conn = Some(c);
+        }
+        self.update_deadline(s);
+        (c, notify)
+    }
+
+    fn session_of(&self, conn: usize) -> Option<usize> {
+        self.conns.get(conn).and_then(|c| c.session)
+    }
+
+    /// Packets (and possibly a decode error after them) from connection `conn`.
+    pub(crate) fn input(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        packets: &mut Vec<Packet>,
+        error: Option<DecodeError>,
+    ) -> Option<Pending> {
+        let Some(s) = self.session_of(conn) else {
+            packets.clear();
+            return None;
+        };
+        let n = packets.len() as u64;
+        Counters::add(&self.counters.messages_received, n);
+        if let Some(slot) = self.sessions.get_mut(s) {
+            for p in packets.drain(..) {
+                slot.session.handle_packet(now, p);
+            }
+            if let Some(e) = error {
+                tracing::debug!(peer = ?self.conns.get(conn).and_then(|c| c.peer), error = %e, "malformed packet");
+                slot.session.handle_decode_error(now, e);
+            }
+        }
+        packets.clear();
+        self.proceed(now, conn)
+    }
+
+    /// Goes on with the events of the session of `conn` (after a [`Pending`]
+    /// was resolved).
+    pub(crate) fn proceed(&mut self, now: Instant, conn: usize) -> Option<Pending> {
+        let pending = match self.session_of(conn) {
+            Some(s) => self.drive(now, s, true),
+            None => None,
+        };
+        self.flush_touched(now);
+        pending
+    }
+
+    /// The encoded bytes waiting for `conn`'s socket.
+    pub(crate) fn output(&mut self, conn: usize) -> Output {
+        match self.conns.get_mut(conn) {
+            Some(c) => Output {
+                bytes: (!c.out.is_empty()).then(|| c.out.split().freeze()),
+                closing: c.closing,
+            },
+            None => Output {
+                bytes: None,
+                closing: true,
+            },
+        }
+    }
+
+    /// The transport of `conn` is gone.
+    pub(crate) fn close(&mut self, now: Instant, conn: usize) {
+        if let Some(s) = self.session_of(conn) {
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.session.connection_lost(now);
+            }
+            self.drive(now, s, false);
+            self.flush_touched(now);
+        }
+        if self.conns.contains(conn) {
+            let c = self.conns.remove(conn);
+            if let Some(s) = c.session {
+                if let Some(slot) = self.sessions.get_mut(s) {
+                    if slot.conn == Some(conn) {
+                        slot.conn = None;
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- async hooks resolved ---------------------------------------------------------------
+
+    pub(crate) fn connect_decided(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        decision: Result<(), ReasonCode>,
+    ) -> Option<Pending> {
+        let s = self.session_of(conn)?;
+        if let Err(code) = decision {
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.session.reject(now, code);
+            }
+            return self.proceed(now, conn);
+        }
+        let (client_id, clean_start, v5, username) = {
+            let c = self.sessions.get(s)?.session.connect_packet()?;
+            (
+                c.client_id.as_str().to_owned(),
+                c.clean_start,
+                c.protocol.is_v5(),
+                c.username.as_ref().map(|u| u.as_str().to_owned()),
+            )
+        };
+        let mut accept = Accept::new();
+        let cid: Arc<str> = if client_id.is_empty() {
+            self.next_auto_id += 1;
+            let id = format!("auto-{:08x}-{}", std::process::id(), self.next_auto_id);
+            if v5 {
+                accept.assigned_client_identifier = Utf8Bytes::try_from(id.as_str()).ok();
+            }
+            Arc::from(id)
+        } else {
+            Arc::from(client_id)
+        };
+
+        // An existing session of the same client: take it over.
+        if let Some(&old) = self.by_id.get(&cid) {
+            if let Some(slot) = self.sessions.get_mut(old) {
+                if slot.session.is_connected() {
+                    slot.session.disconnect(now, ReasonCode::SessionTakenOver);
+                }
+            }
+            self.drive(now, old, false);
+            if self.by_id.get(&cid) == Some(&old) {
+                if clean_start {
+                    if let Some(slot) = self.sessions.get_mut(old) {
+                        slot.session.end(now);
+                    }
+                    self.drive(now, old, false);
+                    if self.sessions.contains(old) {
+                        self.remove_session(old, false);
+                    }
+                } else {
+                    self.remove_subscriptions(old);
+                    if let Some(slot) = self.sessions.get_mut(old) {
+                        accept.session = Some(slot.session.take_state());
+                    }
+                    self.drive(now, old, false);
+                    if self.sessions.contains(old) {
+                        self.remove_session(old, false);
+                    }
+                }
+            }
+        }
+
+        let slot = self.sessions.get_mut(s)?;
+        if let Err(e) = slot.session.accept(now, accept) {
+            tracing::warn!(error = %e, "accept failed");
+            return self.proceed(now, conn);
+        }
+        slot.client_id = Some(cid.clone());
+        slot.username = username;
+        slot.counted = true;
+        self.counters.client_connected();
+        if let Some(old) = self.by_id.insert(cid, s) {
+            debug_assert!(old == s || !self.sessions.contains(old));
+        }
+        self.insert_subscriptions(s);
+        self.proceed(now, conn)
+    }
+
+    pub(crate) fn subscribe_decided(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        request: &SubscribeRequest,
+        reasons: Vec<ReasonCode>,
+    ) -> Option<Pending> {
+        if let Some(s) = self.session_of(conn) {
+            self.apply_subscribe(now, s, request, reasons);
+        }
+        self.proceed(now, conn)
+    }
+
+    pub(crate) fn publish_decided(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        message: Message,
+        allowed: bool,
+    ) -> Option<Pending> {
+        match self.session_of(conn) {
+            Some(s) if allowed => self.route(now, Some(s), message),
+            _ => Counters::add(&self.counters.publish_dropped, 1),
+        }
+        self.proceed(now, conn)
+    }
+
+    // ----- the event loop of one session --------------------------------------------------------
+
+    /// Handles the events of session `s`. Stops at the first one that needs
+    /// an async hook when `hooks` is set.
+    fn drive(&mut self, now: Instant, s: usize, hooks: bool) -> Option<Pending> {
+        let mut pending = None;
+        loop {
+            let slot = self.sessions.get_mut(s)?;
+            let Some(event) = slot.session.poll_event() else {
+                break;
+            };
+            match event {
+                Event::Connect(c) if c.properties.authentication_method.is_some() => {
+                    // Extended authentication (AUTH) is not supported.
+                    slot.session
+                        .reject(now, ReasonCode::BadAuthenticationMethod);
+                }
+                Event::Connect(c) => {
+                    let peer = slot
+                        .conn
+                        .and_then(|c| self.conns.get(c))
+                        .and_then(|c| c.peer);
+                    let info = ConnectInfo {
+                        peer,
+                        client_id: c.client_id.as_str().to_owned(),
+                        username: c.username.as_ref().map(|u| u.as_str().to_owned()),
+                        password: c.password.clone(),
+                        protocol: c.protocol,
+                    };
+                    if hooks {
+                        pending = Some(Pending::Connect(info));
+                        break;
+                    }
+                    slot.session.reject(now, ReasonCode::ServerUnavailable);
+                }
+                Event::Message { message, .. } => {
+                    Counters::add(&self.counters.publish_received, 1);
+                    if self.authorize && hooks {
+                        pending = Some(Pending::Publish(client_info(slot), message));
+                        break;
+                    }
+                    self.route(now, Some(s), message);
+                }
+                Event::Subscribe(request) => {
+                    if self.authorize && hooks {
+                        pending = Some(Pending::Subscribe(client_info(slot), request));
+                        break;
+                    }
+                    let reasons = request.grant_all();
+                    self.apply_subscribe(now, s, &request, reasons);
+                }
+                Event::Unsubscribed(filters) => {
+                    for f in filters {
+                        self.subs.remove(&f, &SubKey::Session(s));
+                    }
+                }
+                Event::Will(message) => {
+                    Counters::add(&self.counters.publish_received, 1);
+                    self.route(now, None, message);
+                }
+                Event::Dropped { .. } => Counters::add(&self.counters.publish_dropped, 1),
+                Event::Closed(reason) => self.closed(now, s, &reason),
+                Event::Auth(_) => {
+                    // Extended authentication is not supported: CONNECT with an
+                    // Authentication Method was refused (0x8C), so AUTH here is
+                    // a protocol error.
+                    slot.session.disconnect(now, ReasonCode::ProtocolError);
+                }
+                _ => {}
+            }
+        }
+        self.flush_session(s);
+        match self.sessions.get(s) {
+            Some(slot) if slot.session.is_ended() => self.remove_session(s, true),
+            Some(_) => self.update_deadline(s),
+            None => {}
+        }
+        pending
+    }
+
+    fn closed(&mut self, now: Instant, s: usize, reason: &CloseReason) {
+        // The packets that end the connection (DISCONNECT, CONNACK) go out
+        // before it is detached.
+        self.flush_session(s);
+        let Some(slot) = self.sessions.get_mut(s) else {
+            return;
+        };
+        match reason {
+            CloseReason::ClientDisconnected(_) | CloseReason::ConnectionLost => {
+                tracing::debug!(client = ?slot.client_id, ?reason, "closed");
+            }
+            _ => tracing::info!(client = ?slot.client_id, ?reason, "closed"),
+        }
+        if slot.counted {
+            slot.counted = false;
+            self.counters.client_disconnected();
+        }
+        if let Some(c) = slot.conn.take() {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.session = None;
+                conn.closing = true;
+                conn.notify.notify_one();
+            }
+        }
+        if !slot.session.is_ended() {
+            if let (Some(store), Some(cid)) = (&self.store, &slot.client_id) {
+                let _ = store.send(StoreOp::SaveSession(
+                    cid.to_string(),
+                    Box::new(slot.session.state().clone()),
+                ));
+            }
+        }
+        let _ = now;
+    }
+
+    fn remove_session(&mut self, s: usize, forget: bool) {
+        self.remove_subscriptions(s);
+        if !self.sessions.contains(s) {
+            return;
+        }
+        let slot = self.sessions.remove(s);
+        if let Some(cid) = &slot.client_id {
+            if self.by_id.get(cid) == Some(&s) {
+                self.by_id.remove(cid);
+                if forget {
+                    if let Some(store) = &self.store {
+                        let _ = store.send(StoreOp::RemoveSession(cid.to_string()));
+                    }
+                }
+            }
+        }
+        if let Some(d) = slot.deadline {
+            self.deadlines.remove(&(d, s));
+        }
+        if slot.counted {
+            self.counters.client_disconnected();
+        }
+        if let Some(c) = slot.conn {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.session = None;
+                conn.closing = true;
+                conn.notify.notify_one();
+            }
+        }
+    }
+
+    fn remove_subscriptions(&mut self, s: usize) {
+        let Some(slot) = self.sessions.get(s) else {
+            return;
+        };
+        for (f, _) in slot.session.state().subscriptions() {
+            self.subs.remove(f, &SubKey::Session(s));
+        }
+    }
+
+    fn insert_subscriptions(&mut self, s: usize) {
+        let Some(slot) = self.sessions.get(s) else {
+            return;
+        };
+        for (f, sub) in slot.session.state().subscriptions() {
+            let v = SubValue {
+                options: sub.options,
+                id: sub.id,
+            };
+            self.subs.insert(f, SubKey::Session(s), v);
+        }
+    }
+
+    fn update_deadline(&mut self, s: usize) {
+        let Some(slot) = self.sessions.get_mut(s) else {
+            return;
+        };
+        let next = slot.session.poll_timeout();
+        if next != slot.deadline {
+            if let Some(d) = slot.deadline {
+                self.deadlines.remove(&(d, s));
+            }
+            if let Some(d) = next {
+                self.deadlines.insert((d, s));
+            }
+            slot.deadline = next;
+        }
+    }
+
+    /// Encodes what session `s` has to transmit into its connection's buffer.
+    fn flush_session(&mut self, s: usize) {
+        let Some(slot) = self.sessions.get_mut(s) else {
+            return;
+        };
+        slot.touched = false;
+        let Some(conn) = slot.conn.and_then(|c| self.conns.get_mut(c)) else {
+            while slot.session.poll_transmit().is_some() {}
+            return;
+        };
+        let was_empty = conn.out.is_empty();
+        let version = slot.session.version();
+        if conn.encoder.version() != version {
+            conn.encoder.set_version(version);
+        }
+        let (mut packets, mut publishes) = (0, 0);
+        while let Some(p) = slot.session.poll_transmit() {
+            packets += 1;
+            if matches!(p, Packet::Publish(_)) {
+                publishes += 1;
+            }
+            if let Err(e) = conn.encoder.encode(&p, &mut conn.out) {
+                tracing::warn!(error = %e, packet = ?p.packet_type(), "cannot encode");
+            }
+        }
+        if packets > 0 {
+            Counters::add(&self.counters.messages_sent, packets);
+            Counters::add(&self.counters.publish_sent, publishes);
+        }
+        if was_empty && !conn.out.is_empty() {
+            conn.notify.notify_one();
+        }
+    }
+
+    fn flush_touched(&mut self, now: Instant) {
+        while let Some(s) = self.touched.pop() {
+            self.drive(now, s, false);
+        }
+    }
+
+    // ----- routing ----------------------------------------------------------------------------
+
+    /// Routes an application message from session `from` (if any) to every
+    /// matching subscription, and keeps it if it is retained.
+    pub(crate) fn route(&mut self, now: Instant, from: Option<usize>, message: Message) {
+        if message.retain {
+            self.retain(now, &message);
+        }
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        self.subs
+            .for_each_match(&message.topic, |k, v| targets.push((*k, *v)));
+        let sessions = &self.sessions;
+        let rr = &mut self.round_robin;
+        self.subs
+            .for_each_shared_match(&message.topic, |_, members| {
+                // One member per group [MQTT-4.8.2-4]: the next connected one
+                // in turn, else any.
+                *rr = rr.wrapping_add(1);
+                let n = members.len();
+                let start = *rr % n.max(1);
+                let connected = |k: &SubKey| match k {
+                    SubKey::Session(s) => sessions.get(*s).is_some_and(|x| x.conn.is_some()),
+                    SubKey::Local(_) => true,
+                };
+                let pick = (0..n)
+                    .filter_map(|i| members.get((start + i) % n))
+                    .find(|(k, _)| connected(k))
+                    .or_else(|| members.get(start));
+                if let Some((k, v)) = pick {
+                    targets.push((*k, *v));
+                }
+            });
+        for (k, v) in targets.drain(..) {
+            self.deliver(now, k, v, from, &message, false);
+        }
+        self.scratch = targets;
+    }
+
+    fn retain(&mut self, now: Instant, message: &Message) {
+        if message.payload.is_empty() {
+            if self.retained.remove(&message.topic).is_some() {
+                if let Some(store) = &self.store {
+                    let _ = store.send(StoreOp::ClearRetained(message.topic.clone()));
+                }
+            }
+            return;
+        }
+        let mut kept = message.clone();
+        kept.qos = message.qos;
+        kept.properties.subscription_identifiers.clear();
+        kept.properties.topic_alias = None;
+        if let Some(store) = &self.store {
+            let _ = store.send(StoreOp::SetRetained(Box::new(kept.clone())));
+        }
+        self.retained.insert(
+            message.topic.clone(),
+            Retained {
+                message: kept,
+                since: now,
+            },
+        );
+    }
+
+    /// Delivers `message` to one subscription. `retained`: sent because of a
+    /// SUBSCRIBE (RETAIN stays set).
+    fn deliver(
+        &mut self,
+        now: Instant,
+        key: SubKey,
+        sub: SubValue,
+        from: Option<usize>,
+        message: &Message,
+        retained: bool,
+    ) {
+        let qos = message.qos.min(sub.options.qos);
+        match key {
+            SubKey::Session(s) => {
+                // [MQTT-3.8.3-3]: No Local.
+                if sub.options.no_local && from == Some(s) {
+                    return;
+                }
+                let Some(slot) = self.sessions.get_mut(s) else {
+                    return;
+                };
+                if qos == QoS::AtMostOnce {
+                    // QoS 0 is for connected clients that keep up.
+                    let congested = slot
+                        .conn
+                        .and_then(|c| self.conns.get(c))
+                        .is_none_or(|c| c.closing || c.out.len() >= self.max_pending);
+                    if congested {
+                        Counters::add(&self.counters.publish_dropped, 1);
+                        return;
+                    }
+                }
+                let mut m = message.clone();
+                m.qos = qos;
+                m.retain = retained || (sub.options.retain_as_published && message.retain);
+                m.properties.subscription_identifiers.clear();
+                if let Some(id) = sub.id {
+                    m.properties.subscription_identifiers.push(id);
+                }
+                if slot.session.publish(now, m).is_err() {
+                    Counters::add(&self.counters.publish_dropped, 1);
+                }
+                if !slot.touched {
+                    slot.touched = true;
+                    self.touched.push(s);
+                }
+            }
+            SubKey::Local(l) => {
+                let Some(local) = self.locals.get(l) else {
+                    return;
+                };
+                let mut m = message.clone();
+                m.qos = qos;
+                m.retain = retained || (sub.options.retain_as_published && message.retain);
+                if local.tx.try_send(m).is_err() {
+                    Counters::add(&self.counters.publish_dropped, 1);
+                }
+            }
+        }
+    }
+
+    fn apply_subscribe(
+        &mut self,
+        now: Instant,
+        s: usize,
+        request: &SubscribeRequest,
+        reasons: Vec<ReasonCode>,
+    ) {
+        let Some(slot) = self.sessions.get_mut(s) else {
+            return;
+        };
+        let granted = match slot.session.suback(now, request, reasons) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "suback");
+                return;
+            }
+        };
+        for (filter, sub, existed) in granted {
+            let v = SubValue {
+                options: sub.options,
+                id: sub.id,
+            };
+            self.subs.insert(&filter, SubKey::Session(s), v);
+            // Retained messages are not sent for shared subscriptions
+            // [MQTT-3.8.4-?]; Retain Handling says when they are [MQTT-3.3.1-9..11].
+            let send = !filter.is_shared()
+                && match sub.options.retain_handling {
+                    RetainHandling::SendOnSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    _ => false,
+                };
+            if send {
+                self.send_retained(now, SubKey::Session(s), v, &filter);
+            }
+        }
+    }
+
+    fn send_retained(&mut self, now: Instant, key: SubKey, v: SubValue, filter: &TopicFilter) {
+        let mut found = Vec::new();
+        let mut expired = Vec::new();
+        self.retained.for_each_match(filter, |name, r| {
+            let mut m = r.message.clone();
+            if let Some(secs) = m.properties.message_expiry_interval {
+                let age = now.saturating_duration_since(r.since);
+                match Duration::from_secs(u64::from(secs)).checked_sub(age) {
+                    Some(left) if !left.is_zero() => {
+                        let left = u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX);
+                        m.properties.message_expiry_interval = Some(left);
+                    }
+                    _ => {
+                        expired.push(name.clone());
+                        return;
+                    }
+                }
+            }
+            found.push(m);
+        });
+        for name in expired {
+            self.retained.remove(&name);
+            if let Some(store) = &self.store {
+                let _ = store.send(StoreOp::ClearRetained(name));
+            }
+        }
+        for m in found {
+            self.deliver(now, key, v, None, &m, true);
+        }
+    }
+
+    // ----- timers -----------------------------------------------------------------------------
+
+    /// Runs the session timers due at `now`.
+    pub(crate) fn timeouts(&mut self, now: Instant) {
+        while let Some(&(at, s)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(slot) = self.sessions.get_mut(s) else {
+                continue;
+            };
+            slot.deadline = None;
+            slot.session.handle_timeout(now);
+            self.drive(now, s, false);
+        }
+        self.flush_touched(now);
+    }
+
+    // ----- in-process clients -----------------------------------------------------------------
+
+    pub(crate) fn local_publish(&mut self, now: Instant, message: Message) {
+        Counters::add(&self.counters.publish_received, 1);
+        self.route(now, None, message);
+        self.flush_touched(now);
+    }
+
+    pub(crate) fn local_subscribe(
+        &mut self,
+        now: Instant,
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        tx: mpsc::Sender<Message>,
+    ) -> usize {
+        let l = self.locals.insert(Local {
+            tx,
+            filter: filter.clone(),
+        });
+        let v = SubValue { options, id: None };
+        self.subs.insert(&filter, SubKey::Local(l), v);
+        if !filter.is_shared() && options.retain_handling != RetainHandling::DoNotSend {
+            self.send_retained(now, SubKey::Local(l), v, &filter);
+        }
+        l
+    }
+
+    pub(crate) fn local_unsubscribe(&mut self, l: usize) {
+        if self.locals.contains(l) {
+            let local = self.locals.remove(l);
+            self.subs.remove(&local.filter, &SubKey::Local(l));
+        }
+    }
+
+    // ----- shutdown and statistics --------------------------------------------------------------
+
+    /// Closes every connection with DISCONNECT 0x8B (Server shutting down)
+    /// and saves the persistent sessions.
+    pub(crate) fn shutdown(&mut self, now: Instant) {
+        let live: Vec<usize> = self.sessions.iter().map(|(s, _)| s).collect();
+        for s in live {
+            if let Some(slot) = self.sessions.get_mut(s) {
+                if slot.session.is_connected() {
+                    slot.session.disconnect(now, ReasonCode::ServerShuttingDown);
+                } else if slot.conn.is_some() {
+                    slot.session.connection_lost(now);
+                }
+            }
+            self.drive(now, s, false);
+            if let (Some(store), Some(slot)) = (&self.store, self.sessions.get(s)) {
+                if let Some(cid) = &slot.client_id {
+                    let _ = store.send(StoreOp::SaveSession(
+                        cid.to_string(),
+                        Box::new(slot.session.state().clone()),
+                    ));
+                }
+            }
+        }
+        for (_, c) in self.conns.iter_mut() {
+            c.closing = true;
+            c.notify.notify_one();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut st = self.counters.snapshot();
+        st.clients_total = self.by_id.len() as u64;
+        st.clients_disconnected = self
+            .by_id
+            .values()
+            .filter(|&&s| self.sessions.get(s).is_some_and(|x| x.conn.is_none()))
+            .count() as u64;
+        st.retained = self.retained.len() as u64;
+        st.subscriptions = self.subs.len() as u64;
+        st
+    }
+}
+
+fn client_info(slot: &SessionSlot) -> ClientInfo {
+    ClientInfo {
+        client_id: slot.client_id.as_deref().unwrap_or_default().to_owned(),
+        username: slot.username.clone(),
+    }
+}
