@@ -14,9 +14,15 @@ use crate::broker::Shared;
 use crate::state::Pending;
 use crate::stats::Counters;
 
-/// Bytes reserved for a read. An idle connection holds no read buffer: it
-/// waits for readiness first and releases the buffer once it is drained.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes reserved for a read, at least and at most. The size adapts: it
+/// doubles when a read fills the buffer and halves when reads are small, so
+/// that a client sending a packet now and then pins small buffers (decoded
+/// packets are slices of the read buffer, and CONNECT stays with the session)
+/// while a busy publisher reads in large batches. An idle connection holds no
+/// read buffer at all: it waits for readiness first and drops the buffer once
+/// it is drained.
+const READ_MIN: usize = 256;
+const READ_MAX: usize = 64 * 1024;
 
 /// Packets fed to the state per lock acquisition, at most.
 const BATCH: usize = 512;
@@ -31,6 +37,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
     let mut out = Bytes::new();
     let mut closing = false;
     let mut reading = true;
+    let mut chunk = READ_MIN;
 
     loop {
         let mut fetch = false;
@@ -44,7 +51,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                     Ok(n) => {
                         Counters::add(&shared.counters.bytes_sent, n as u64);
                         out.advance(n);
-                        fetch = out.is_empty();
+                        if out.is_empty() {
+                            // Release the buffer now, not at the next write.
+                            out = Bytes::new();
+                            fetch = true;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => break,
@@ -54,10 +65,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                 if r.is_err() {
                     break;
                 }
-                inbuf.reserve(READ_CHUNK);
+                inbuf.reserve(chunk);
+                let room = inbuf.capacity() - inbuf.len();
                 match stream.try_read_buf(&mut inbuf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        if n == room {
+                            chunk = (chunk * 2).min(READ_MAX);
+                        } else if n < chunk / 4 {
+                            chunk = (chunk / 2).max(READ_MIN);
+                        }
                         Counters::add(&shared.counters.bytes_received, n as u64);
                         if !input(&shared, conn, &mut decoder, &mut inbuf, &mut packets).await {
                             reading = false;
@@ -114,18 +131,32 @@ async fn input(
         if packets.is_empty() && error.is_none() {
             return true;
         }
-        let full = packets.len() >= BATCH;
+        let batch = packets.len();
+        let full = batch >= BATCH;
         let failed = error.is_some();
-        let mut pending = shared.lock().input(Instant::now(), conn, packets, error);
-        while let Some(p) = pending {
-            pending = resolve(shared, conn, p).await;
+        let pending = shared.lock().input(Instant::now(), conn, packets, error);
+        if let Some(p) = pending {
+            // Rare (CONNECT, or hooks installed): boxed, so that the state
+            // of every idle connection's task stays small.
+            Box::pin(resolve_all(shared, conn, p)).await;
         }
         if failed {
             return false;
         }
         if !full {
+            if batch < 8 {
+                // A quiet connection gives the memory of a burst back.
+                *packets = Vec::new();
+            }
             return true;
         }
+    }
+}
+
+async fn resolve_all(shared: &Shared, conn: usize, first: Pending) {
+    let mut pending = Some(first);
+    while let Some(p) = pending {
+        pending = resolve(shared, conn, p).await;
     }
 }
 

@@ -54,7 +54,8 @@ struct Retained {
 
 #[derive(Debug)]
 struct SessionSlot {
-    session: ServerSession,
+    /// Boxed: the slab grows by doubling, and a session is large.
+    session: Box<ServerSession>,
     client_id: Option<Arc<str>>,
     username: Option<String>,
     conn: Option<usize>,
@@ -147,7 +148,11 @@ impl State {
 
     pub(crate) fn restore(&mut self, now: Instant, sessions: Vec<(String, SessionState)>) {
         for (client_id, state) in sessions {
-            let session = ServerSession::restore(self.session_config.clone(), state, now);
+            let session = Box::new(ServerSession::restore(
+                self.session_config.clone(),
+                state,
+                now,
+            ));
             let cid: Arc<str> = Arc::from(client_id);
             let s = self.sessions.insert(SessionSlot {
                 session,
@@ -181,7 +186,7 @@ impl State {
 
     /// A new transport: a session awaiting CONNECT, and the connection's slot.
     pub(crate) fn open(&mut self, now: Instant, peer: Option<SocketAddr>) -> (usize, Arc<Notify>) {
-        let session = ServerSession::new(self.session_config.clone(), now);
+        let session = Box::new(ServerSession::new(self.session_config.clone(), now));
         let s = self.sessions.insert(SessionSlot {
             session,
             client_id: None,
@@ -235,7 +240,15 @@ impl State {
             }
         }
         packets.clear();
-        self.proceed(now, conn)
+        let pending = self.proceed(now, conn);
+        if n <= 2 {
+            // A quiet connection: let its session give back the queue
+            // memory a burst left behind.
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.session.shrink_to_fit();
+            }
+        }
+        pending
     }
 
     /// Goes on with the events of the session of `conn` (after a [`Pending`]
@@ -363,7 +376,11 @@ impl State {
             debug_assert!(old == s || !self.sessions.contains(old));
         }
         self.insert_subscriptions(s);
-        self.proceed(now, conn)
+        let pending = self.proceed(now, conn);
+        if let Some(slot) = self.sessions.get_mut(s) {
+            slot.session.shrink_to_fit();
+        }
+        pending
     }
 
     pub(crate) fn subscribe_decided(

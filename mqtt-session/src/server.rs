@@ -165,9 +165,12 @@ pub struct ServerSession {
     core: Core,
     config: ServerConfig,
     phase: Phase,
+    /// The CONNECT, until the broker accepts or rejects it.
     connect: Option<Box<Connect>>,
+    /// Session Expiry Interval of the CONNECT (0 if absent).
+    connect_expiry: u32,
     early: VecDeque<Packet>,
-    will: Option<PendingWill>,
+    will: Option<Box<PendingWill>>,
     keep_alive: u16,
     version: ProtocolVersion,
 }
@@ -188,6 +191,7 @@ impl ServerSession {
             config,
             phase: Phase::AwaitConnect,
             connect: None,
+            connect_expiry: 0,
             early: VecDeque::new(),
             will: None,
             keep_alive: 0,
@@ -215,7 +219,9 @@ impl ServerSession {
         s
     }
 
-    /// The CONNECT of the current connection.
+    /// The CONNECT awaiting [`accept`](Self::accept) or
+    /// [`reject`](Self::reject) (`None` before and after: the session does
+    /// not keep it once decided, to stay small).
     pub fn connect_packet(&self) -> Option<&Connect> {
         self.connect.as_deref()
     }
@@ -287,6 +293,7 @@ impl ServerSession {
         self.core.timers.stop(Timer::Connect);
         self.version = connect.protocol;
         self.phase = Phase::AwaitAccept;
+        self.connect_expiry = connect.properties.session_expiry_interval.unwrap_or(0);
         self.connect = Some(connect.clone());
         // [MQTT-3.1.3-8]: a 3.1.1 client with an empty identifier must ask
         // for a clean session.
@@ -320,7 +327,7 @@ impl ServerSession {
         if self.phase != Phase::AwaitAccept {
             return Err(UsageError::InvalidState("no CONNECT awaiting accept"));
         }
-        let Some(connect) = self.connect.clone() else {
+        let Some(connect) = self.connect.take() else {
             return Err(UsageError::InvalidState("no CONNECT awaiting accept"));
         };
         let c = &self.config;
@@ -410,7 +417,7 @@ impl ServerSession {
             };
             let delay =
                 Duration::from_secs(u64::from(w.properties.will_delay_interval.unwrap_or(0)));
-            Some(PendingWill { message, delay })
+            Some(Box::new(PendingWill { message, delay }))
         });
         self.core.link = Some(link);
         self.core.send(now, connack);
@@ -434,6 +441,7 @@ impl ServerSession {
         if !matches!(self.phase, Phase::AwaitConnect | Phase::AwaitAccept) {
             return;
         }
+        self.connect = None;
         let code = if self.version.is_v5() {
             if reason.is_allowed_in(PacketType::ConnAck) && reason.is_error() {
                 reason
@@ -693,12 +701,7 @@ impl ServerSession {
     fn handle_disconnect(&mut self, now: Instant, d: Disconnect) -> Result<(), ProtocolError> {
         if let Some(sei) = d.properties.session_expiry_interval {
             // [MQTT-3.14.2-2]: no expiry set at CONNECT cannot be set now.
-            let at_connect = self
-                .connect
-                .as_ref()
-                .and_then(|c| c.properties.session_expiry_interval)
-                .unwrap_or(0);
-            if at_connect == 0 && sei != 0 {
+            if self.connect_expiry == 0 && sei != 0 {
                 return Err(ProtocolError::UnexpectedPacket(PacketType::Disconnect));
             }
             self.core.state.expiry_interval = sei.min(self.config.max_session_expiry_interval);
@@ -836,6 +839,21 @@ impl ServerSession {
         }
         self.core.timers = Default::default();
         self.phase = Phase::Ended;
+    }
+
+    /// Releases the memory the session's internal queues keep once they are
+    /// drained (a broker calls it for quiet connections, so that thousands
+    /// of idle clients cost little).
+    pub fn shrink_to_fit(&mut self) {
+        if self.core.transmit.is_empty() {
+            self.core.transmit = VecDeque::new();
+        }
+        if self.core.events.is_empty() {
+            self.core.events = VecDeque::new();
+        }
+        if self.early.is_empty() {
+            self.early = VecDeque::new();
+        }
     }
 
     /// The next packet to send.
