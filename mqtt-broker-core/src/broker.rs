@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    /// Woken when a congested connection's buffer is taken for writing.
+    pub(crate) drained: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Shared {
@@ -148,6 +150,7 @@ impl BrokerBuilder {
             counters,
             authenticator: self.authenticator,
             authorizer: self.authorizer,
+            drained: tokio::sync::Notify::new(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut local_addrs = Vec::new();

@@ -24,6 +24,10 @@ use crate::stats::Counters;
 const READ_MIN: usize = 256;
 const READ_MAX: usize = 64 * 1024;
 
+/// How often a publisher held back by a congested subscriber looks again
+/// (it is also woken when a congested buffer is taken for writing).
+const PRESSURE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Packets fed to the state per lock acquisition, at most.
 const BATCH: usize = 512;
 
@@ -91,7 +95,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
             _ = notify.notified(), if out.is_empty() => fetch = true,
         }
         if fetch {
-            let o = shared.lock().output(conn);
+            let o = shared.lock().output(Instant::now(), conn);
+            if o.relieved {
+                shared.drained.notify_waiters();
+            }
             closing = o.closing;
             if let Some(b) = o.bytes {
                 out = b;
@@ -139,6 +146,11 @@ async fn input(
             // Rare (CONNECT, or hooks installed): boxed, so that the state
             // of every idle connection's task stays small.
             Box::pin(resolve_all(shared, conn, p)).await;
+        }
+        // Backpressure: while a subscriber this input was routed to is
+        // congested but draining, read no more from this publisher.
+        while shared.lock().congested(Instant::now()) {
+            let _ = tokio::time::timeout(PRESSURE_POLL, shared.drained.notified()).await;
         }
         if failed {
             return false;

@@ -72,7 +72,14 @@ struct ConnSlot {
     notify: Arc<Notify>,
     closing: bool,
     peer: Option<SocketAddr>,
+    /// When its task last took bytes to write: a connection whose buffer is
+    /// full but moving is slow (its publishers wait), one that has not moved
+    /// for [`STALLED`] is stalled (QoS 0 to it is dropped).
+    progress: Instant,
 }
+
+/// See [`ConnSlot::progress`].
+const STALLED: Duration = Duration::from_millis(200);
 
 /// Work that needs an async hook, to run without the lock.
 #[derive(Debug)]
@@ -87,6 +94,8 @@ pub(crate) enum Pending {
 pub(crate) struct Output {
     pub(crate) bytes: Option<Bytes>,
     pub(crate) closing: bool,
+    /// The buffer was over `max_pending_bytes`: publishers may be waiting.
+    pub(crate) relieved: bool,
 }
 
 /// A local (in-process) subscriber.
@@ -111,6 +120,8 @@ pub(crate) struct State {
     deadlines: BTreeSet<(Instant, usize)>,
     locals: Slab<Local>,
     touched: Vec<usize>,
+    /// Congested connections that publishers wait for (backpressure).
+    pressure: Vec<usize>,
     scratch: Vec<(SubKey, SubValue)>,
     round_robin: usize,
     next_auto_id: u64,
@@ -138,6 +149,7 @@ impl State {
             deadlines: BTreeSet::new(),
             locals: Slab::new(),
             touched: Vec::new(),
+            pressure: Vec::new(),
             scratch: Vec::new(),
             round_robin: 0,
             next_auto_id: 0,
@@ -204,6 +216,7 @@ impl State {
             notify: notify.clone(),
             closing: false,
             peer,
+            progress: now,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
@@ -263,17 +276,40 @@ impl State {
     }
 
     /// The encoded bytes waiting for `conn`'s socket.
-    pub(crate) fn output(&mut self, conn: usize) -> Output {
+    pub(crate) fn output(&mut self, now: Instant, conn: usize) -> Output {
         match self.conns.get_mut(conn) {
-            Some(c) => Output {
-                bytes: (!c.out.is_empty()).then(|| c.out.split().freeze()),
-                closing: c.closing,
-            },
+            Some(c) => {
+                let relieved = c.out.len() >= self.max_pending;
+                let bytes = (!c.out.is_empty()).then(|| c.out.split().freeze());
+                if bytes.is_some() {
+                    c.progress = now;
+                }
+                Output {
+                    bytes,
+                    closing: c.closing,
+                    relieved,
+                }
+            }
             None => Output {
                 bytes: None,
                 closing: true,
+                relieved: false,
             },
         }
+    }
+
+    /// Connections that routing found congested but still moving; empties
+    /// the list of those that are not any more.
+    pub(crate) fn congested(&mut self, now: Instant) -> bool {
+        let (conns, max) = (&self.conns, self.max_pending);
+        self.pressure.retain(|&c| {
+            conns.get(c).is_some_and(|c| {
+                !c.closing
+                    && c.out.len() >= max
+                    && now.saturating_duration_since(c.progress) < STALLED
+            })
+        });
+        !self.pressure.is_empty()
     }
 
     /// The transport of `conn` is gone.
@@ -719,16 +755,28 @@ impl State {
                 let Some(slot) = self.sessions.get_mut(s) else {
                     return;
                 };
-                if qos == QoS::AtMostOnce {
-                    // QoS 0 is for connected clients that keep up.
-                    let congested = slot
-                        .conn
-                        .and_then(|c| self.conns.get(c))
-                        .is_none_or(|c| c.closing || c.out.len() >= self.max_pending);
-                    if congested {
-                        Counters::add(&self.counters.publish_dropped, 1);
-                        return;
+                let conn = slot.conn.and_then(|c| self.conns.get(c).map(|x| (c, x)));
+                if let Some((c, x)) = conn {
+                    if x.out.len() >= self.max_pending {
+                        // Backpressure: the publisher waits while this
+                        // subscriber's buffer drains, unless it is stalled
+                        // (or four times over), when QoS 0 is dropped.
+                        let moving = now.saturating_duration_since(x.progress) < STALLED
+                            && x.out.len() < 4 * self.max_pending;
+                        if moving {
+                            if !self.pressure.contains(&c) {
+                                self.pressure.push(c);
+                            }
+                        } else if qos == QoS::AtMostOnce {
+                            Counters::add(&self.counters.publish_dropped, 1);
+                            return;
+                        }
                     }
+                }
+                if qos == QoS::AtMostOnce && conn.is_none_or(|(_, x)| x.closing) {
+                    // QoS 0 is for connected clients.
+                    Counters::add(&self.counters.publish_dropped, 1);
+                    return;
                 }
                 let mut m = message.clone();
                 m.qos = qos;
