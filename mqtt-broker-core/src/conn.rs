@@ -1,9 +1,11 @@
 //! One task per connection: socket reads and writes, decoding, and the
 //! async hooks. Everything else happens in [`State`](crate::state::State).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,6 +33,12 @@ const PRESSURE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// Packets fed to the state per lock acquisition, at most.
 const BATCH: usize = 512;
 
+enum Ready {
+    Write(io::Result<()>),
+    Read(io::Result<()>),
+    Output,
+}
+
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<SocketAddr>) {
     let _ = stream.set_nodelay(true);
     let (conn, notify) = shared.lock().open(Instant::now(), peer);
@@ -45,9 +53,32 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
 
     loop {
         let mut fetch = false;
-        tokio::select! {
-            biased;
-            r = stream.writable(), if !out.is_empty() => {
+        // Readiness is polled directly (no stored futures): the task of an
+        // idle connection is a few hundred bytes.
+        let (write, read) = (!out.is_empty(), reading && !closing);
+        let ready = {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            std::future::poll_fn(|cx| {
+                if write {
+                    if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                        return Poll::Ready(Ready::Write(r));
+                    }
+                }
+                if read {
+                    if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                        return Poll::Ready(Ready::Read(r));
+                    }
+                }
+                if !write && notified.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ready::Output);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match ready {
+            Ready::Write(r) => {
                 if r.is_err() {
                     break;
                 }
@@ -65,7 +96,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                     Err(_) => break,
                 }
             }
-            r = stream.readable(), if reading && !closing => {
+            Ready::Read(r) => {
                 if r.is_err() {
                     break;
                 }
@@ -92,7 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                     Err(_) => break,
                 }
             }
-            _ = notify.notified(), if out.is_empty() => fetch = true,
+            Ready::Output => fetch = true,
         }
         if fetch {
             let o = shared.lock().output(Instant::now(), conn);
@@ -141,16 +172,19 @@ async fn input(
         let batch = packets.len();
         let full = batch >= BATCH;
         let failed = error.is_some();
-        let pending = shared.lock().input(Instant::now(), conn, packets, error);
-        if let Some(p) = pending {
-            // Rare (CONNECT, or hooks installed): boxed, so that the state
-            // of every idle connection's task stays small.
-            Box::pin(resolve_all(shared, conn, p)).await;
+        // Rare (CONNECT, or hooks installed): boxed, so that the state of
+        // every idle connection's task stays small.
+        let hooks = shared
+            .lock()
+            .input(Instant::now(), conn, packets, error)
+            .map(|p| Box::pin(resolve_all(shared, conn, p)));
+        if let Some(hooks) = hooks {
+            hooks.await;
         }
         // Backpressure: while a subscriber this input was routed to is
         // congested but draining, read no more from this publisher.
-        while shared.lock().congested(Instant::now()) {
-            let _ = tokio::time::timeout(PRESSURE_POLL, shared.drained.notified()).await;
+        if shared.lock().congested(Instant::now()) {
+            Box::pin(wait_drained(shared)).await;
         }
         if failed {
             return false;
@@ -161,6 +195,15 @@ async fn input(
                 *packets = Vec::new();
             }
             return true;
+        }
+    }
+}
+
+async fn wait_drained(shared: &Shared) {
+    loop {
+        let _ = tokio::time::timeout(PRESSURE_POLL, shared.drained.notified()).await;
+        if !shared.lock().congested(Instant::now()) {
+            return;
         }
     }
 }

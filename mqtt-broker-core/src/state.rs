@@ -123,7 +123,8 @@ pub(crate) struct State {
     /// Congested connections that publishers wait for (backpressure).
     pressure: Vec<usize>,
     scratch: Vec<(SubKey, SubValue)>,
-    round_robin: usize,
+    /// State of the generator that picks shared-subscription members.
+    rng: u64,
     next_auto_id: u64,
 }
 
@@ -151,7 +152,7 @@ impl State {
             touched: Vec::new(),
             pressure: Vec::new(),
             scratch: Vec::new(),
-            round_robin: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
             next_auto_id: 0,
         }
     }
@@ -280,7 +281,8 @@ impl State {
         match self.conns.get_mut(conn) {
             Some(c) => {
                 let relieved = c.out.len() >= self.max_pending;
-                let bytes = (!c.out.is_empty()).then(|| c.out.split().freeze());
+                // Taken whole, so that the slot keeps no allocation behind.
+                let bytes = (!c.out.is_empty()).then(|| std::mem::take(&mut c.out).freeze());
                 if bytes.is_some() {
                     c.progress = now;
                 }
@@ -683,14 +685,18 @@ impl State {
         self.subs
             .for_each_match(&message.topic, |k, v| targets.push((*k, *v)));
         let sessions = &self.sessions;
-        let rr = &mut self.round_robin;
+        let rng = &mut self.rng;
         self.subs
             .for_each_shared_match(&message.topic, |_, members| {
-                // One member per group [MQTT-4.8.2-4]: the next connected one
-                // in turn, else any.
-                *rr = rr.wrapping_add(1);
+                // One member per group [MQTT-4.8.2-4]: a connected one picked
+                // at random (uniform over messages, whatever else the other
+                // groups receive), else any.
                 let n = members.len();
-                let start = *rr % n.max(1);
+                // xorshift64
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let start = usize::try_from(*rng % n.max(1) as u64).unwrap_or(0);
                 let connected = |k: &SubKey| match k {
                     SubKey::Session(s) => sessions.get(*s).is_some_and(|x| x.conn.is_some()),
                     SubKey::Local(_) => true,
