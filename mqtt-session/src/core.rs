@@ -172,48 +172,68 @@ impl Core {
                         reason: DropReason::Expired,
                     });
                 }
-                Next::Send(pid, q) => self.send_publish(now, pid, q, false),
+                Next::Send(q) => {
+                    let r = self.prepare_publish(now, None, &q.message, q.since, false);
+                    self.finish_publish(now, None, q.id, r);
+                }
+                Next::Inflight(pid) => self.send_inflight(now, pid, false),
             }
         }
     }
 
-    /// Builds and sends a PUBLISH for `q` (or drops it if too large).
-    fn send_publish(&mut self, now: Instant, pid: Option<PacketId>, q: Queued, dup: bool) {
+    /// Sends (again, with `dup`) the PUBLISH of the flow that uses `pid`.
+    fn send_inflight(&mut self, now: Instant, pid: PacketId, dup: bool) {
+        let Some(f) = self.state.outgoing.inflight(pid) else {
+            return;
+        };
+        let id = f.id;
+        // The message stays in the inflight table: built from a reference
+        // (`self.link` and `self.state` are distinct fields).
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        // [MQTT-3.2.2-11], [MQTT-3.2.2-14]: a message queued before CONNACK
-        // may exceed what the server turned out to support.
-        if q.message.qos > link.peer_max_qos || (q.message.retain && !link.peer_retain_available) {
-            if let Some(pid) = pid {
-                self.state.outgoing.forget(pid);
-            }
-            self.events.push_back(Event::Dropped {
-                id: q.id,
-                reason: DropReason::NotSupported,
-            });
-            return;
-        }
-        let expiry = remaining_expiry(&q.message, q.since, now);
-        match build_publish(link, pid, &q.message, expiry, dup) {
-            Some(p) => {
+        let r = build_checked(link, Some(pid), &f.message, f.since, now, dup);
+        self.finish_publish(now, Some(pid), id, Some(r));
+    }
+
+    /// Builds the PUBLISH for `message`, or says why it cannot be sent.
+    fn prepare_publish(
+        &mut self,
+        now: Instant,
+        pid: Option<PacketId>,
+        message: &Message,
+        since: Instant,
+        dup: bool,
+    ) -> Option<Result<Publish, DropReason>> {
+        let link = self.link.as_mut()?;
+        Some(build_checked(link, pid, message, since, now, dup))
+    }
+
+    /// Sends a built PUBLISH, or reports the message dropped (and frees its
+    /// packet identifier).
+    fn finish_publish(
+        &mut self,
+        now: Instant,
+        pid: Option<PacketId>,
+        id: MessageId,
+        r: Option<Result<Publish, DropReason>>,
+    ) {
+        match r {
+            None => {}
+            Some(Ok(p)) => {
                 self.send(now, p);
                 if pid.is_none() {
                     self.events.push_back(Event::Delivered {
-                        id: q.id,
+                        id,
                         reason: ReasonCode::Success,
                     });
                 }
             }
-            None => {
-                // [MQTT-3.1.2-25]: discard it and behave as if it was sent.
+            Some(Err(reason)) => {
                 if let Some(pid) = pid {
                     self.state.outgoing.forget(pid);
                 }
-                self.events.push_back(Event::Dropped {
-                    id: q.id,
-                    reason: DropReason::TooLarge,
-                });
+                self.events.push_back(Event::Dropped { id, reason });
             }
         }
     }
@@ -221,26 +241,9 @@ impl Core {
     /// Re-sends, in their original order, the PUBLISH (with DUP) and PUBREL
     /// packets of an resumed session \[MQTT-4.4.0-1\], then the queue.
     pub(crate) fn resume(&mut self, now: Instant) {
-        let resend: Vec<_> = self
-            .state
-            .outgoing
-            .resume()
-            .into_iter()
-            .map(|(pid, f)| {
-                (
-                    pid,
-                    f.stage,
-                    Queued {
-                        id: f.id,
-                        message: f.message.clone(),
-                        since: f.since,
-                    },
-                )
-            })
-            .collect();
-        for (pid, stage, q) in resend {
+        for (pid, stage) in self.state.outgoing.resume() {
             match stage {
-                crate::outgoing::Stage::Published => self.send_publish(now, Some(pid), q, true),
+                crate::outgoing::Stage::Published => self.send_inflight(now, pid, true),
                 crate::outgoing::Stage::Released => self.send(now, PubRel::new(pid)),
             }
         }
@@ -426,6 +429,25 @@ fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolErro
 
 /// The PUBLISH that carries `m` on this connection, or `None` if it exceeds
 /// the peer's Maximum Packet Size.
+/// [`build_publish`] after the checks that may drop the message instead.
+fn build_checked(
+    link: &mut Link,
+    pid: Option<PacketId>,
+    m: &Message,
+    since: Instant,
+    now: Instant,
+    dup: bool,
+) -> Result<Publish, DropReason> {
+    // [MQTT-3.2.2-11], [MQTT-3.2.2-14]: a message queued before CONNACK may
+    // exceed what the server turned out to support.
+    if m.qos > link.peer_max_qos || (m.retain && !link.peer_retain_available) {
+        return Err(DropReason::NotSupported);
+    }
+    let expiry = remaining_expiry(m, since, now);
+    // [MQTT-3.1.2-25]: too large: discard it and behave as if it was sent.
+    build_publish(link, pid, m, expiry, dup).ok_or(DropReason::TooLarge)
+}
+
 fn build_publish(
     link: &mut Link,
     pid: Option<PacketId>,

@@ -59,8 +59,11 @@ pub(crate) enum Acked {
 
 /// What leaves the queue next.
 pub(crate) enum Next {
-    /// Send this message, with this packet identifier (QoS 1/2).
-    Send(Option<PacketId>, Queued),
+    /// Send this QoS 0 message.
+    Send(Queued),
+    /// Send the message that now occupies this packet identifier in the
+    /// inflight table (QoS 1/2; moved there, not copied).
+    Inflight(PacketId),
     /// It expired while queued.
     Expired(Queued),
 }
@@ -184,7 +187,7 @@ impl Outgoing {
             return self.queue.pop_front().map(Next::Expired);
         }
         if front.message.qos == QoS::AtMostOnce {
-            return self.queue.pop_front().map(|q| Next::Send(None, q));
+            return self.queue.pop_front().map(Next::Send);
         }
         if self.inflight.len() >= window {
             return None;
@@ -195,12 +198,17 @@ impl Outgoing {
             pid,
             Inflight {
                 id: q.id,
-                message: q.message.clone(),
+                message: q.message,
                 since: q.since,
                 stage: Stage::Published,
             },
         );
-        Some(Next::Send(Some(pid), q))
+        Some(Next::Inflight(pid))
+    }
+
+    /// The flow that uses `pid`.
+    pub(crate) fn inflight(&self, pid: PacketId) -> Option<&Inflight> {
+        self.inflight.get(&pid)
     }
 
     /// PUBACK for `pid`.
@@ -252,10 +260,14 @@ impl Outgoing {
 
     /// The flows to resume on a new connection, in the order they were first
     /// sent \[MQTT-4.6.0-1\]: PUBLISH (to send again with DUP) or PUBREL.
-    pub(crate) fn resume(&self) -> Vec<(PacketId, &Inflight)> {
-        let mut v: Vec<_> = self.inflight.iter().map(|(&pid, f)| (pid, f)).collect();
-        v.sort_by_key(|(_, f)| f.id);
-        v
+    pub(crate) fn resume(&self) -> Vec<(PacketId, Stage)> {
+        let mut v: Vec<_> = self
+            .inflight
+            .iter()
+            .map(|(&pid, f)| (f.id, pid, f.stage))
+            .collect();
+        v.sort_by_key(|&(id, _, _)| id);
+        v.into_iter().map(|(_, pid, stage)| (pid, stage)).collect()
     }
 
     /// Empties the inflight table and the queue, oldest first.
@@ -314,7 +326,7 @@ mod tests {
             assert_eq!(o.enqueue(q, usize::MAX, QueuePolicy::DropNew), None);
         }
         let mut seen = std::collections::HashSet::new();
-        while let Some(Next::Send(Some(pid), _)) = o.next(now, usize::MAX, |_| false) {
+        while let Some(Next::Inflight(pid)) = o.next(now, usize::MAX, |_| false) {
             assert!(seen.insert(pid), "{pid} reused");
         }
         assert_eq!(seen.len(), 65_535);
@@ -330,7 +342,7 @@ mod tests {
             Acked::Done(..)
         ));
         assert!(
-            matches!(o.next(now, usize::MAX, |_| false), Some(Next::Send(Some(p), _)) if p == pid)
+            matches!(o.next(now, usize::MAX, |_| false), Some(Next::Inflight(p)) if p == pid)
         );
     }
 
@@ -352,7 +364,9 @@ mod tests {
             o.enqueue(q, 3, QueuePolicy::DropOldest).map(|q| q.id.0),
             Some(1)
         );
-        assert!(matches!(o.next(now, 1, |_| false), Some(Next::Send(Some(_), q)) if q.id.0 == 2));
+        assert!(
+            matches!(o.next(now, 1, |_| false), Some(Next::Inflight(p)) if o.inflight(p).unwrap().id.0 == 2)
+        );
         assert!(o.next(now, 1, |_| false).is_none(), "window of 1 is full");
     }
 
@@ -367,10 +381,11 @@ mod tests {
         q.message.properties.message_expiry_interval = Some(1);
         o.enqueue(q, 10, QueuePolicy::DropNew);
         let later = now + Duration::from_millis(1500);
-        let Some(Next::Send(Some(pid), q)) = o.next(later, 10, |_| false) else {
+        let Some(Next::Inflight(pid)) = o.next(later, 10, |_| false) else {
             panic!()
         };
-        assert_eq!(remaining_expiry(&q.message, q.since, later), Some(9));
+        let f = o.inflight(pid).unwrap();
+        assert_eq!(remaining_expiry(&f.message, f.since, later), Some(9));
         assert!(matches!(o.next(later, 10, |_| false), Some(Next::Expired(q)) if q.id.0 == 2));
         assert_eq!(
             o.pubcomp(pid, ReasonCode::Success),
