@@ -13,7 +13,7 @@ use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
 use tokio::net::TcpStream;
 
 use crate::broker::Shared;
-use crate::state::Pending;
+use crate::state::{Output, Pending};
 use crate::stats::Counters;
 
 /// Bytes reserved for a read, at least and at most. The size adapts: it
@@ -111,13 +111,31 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                             chunk = (chunk / 2).max(READ_MIN);
                         }
                         Counters::add(&shared.counters.bytes_received, n as u64);
-                        if !input(&shared, conn, &mut decoder, &mut inbuf, &mut packets).await {
-                            reading = false;
-                        }
+                        let (ok, taken) = input(
+                            &shared,
+                            conn,
+                            &mut decoder,
+                            &mut inbuf,
+                            &mut packets,
+                            out.is_empty(),
+                        )
+                        .await;
+                        reading = ok;
                         if inbuf.is_empty() {
                             inbuf = BytesMut::new();
                         }
-                        fetch = out.is_empty();
+                        match taken {
+                            // Taken under the same lock as the input.
+                            Some(o) => {
+                                closing = o.closing;
+                                match o.bytes {
+                                    Some(b) => out = b,
+                                    None if closing => break,
+                                    None => {}
+                                }
+                            }
+                            None => fetch = out.is_empty(),
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => break,
@@ -146,14 +164,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
 }
 
 /// Decodes what `inbuf` holds and feeds it to the state, batch by batch.
-/// Returns false once the input is unusable (decode error).
+/// Returns false once the input is unusable (decode error), and, when
+/// `take` is set, the connection's output taken under the same lock.
 async fn input(
     shared: &Shared,
     conn: usize,
     decoder: &mut Decoder,
     inbuf: &mut BytesMut,
     packets: &mut Vec<Packet>,
-) -> bool {
+    take: bool,
+) -> (bool, Option<Output>) {
     loop {
         let mut error: Option<DecodeError> = None;
         while packets.len() < BATCH {
@@ -167,34 +187,46 @@ async fn input(
             }
         }
         if packets.is_empty() && error.is_none() {
-            return true;
+            return (true, None);
         }
         let batch = packets.len();
         let full = batch >= BATCH;
         let failed = error.is_some();
         // Rare (CONNECT, or hooks installed): boxed, so that the state of
         // every idle connection's task stays small.
-        let hooks = shared
-            .lock()
-            .input(Instant::now(), conn, packets, error)
-            .map(|p| Box::pin(resolve_all(shared, conn, p)));
+        let (hooks, congested, taken) = {
+            let mut st = shared.lock();
+            let now = Instant::now();
+            let pending = st.input(now, conn, packets, error);
+            let direct = pending.is_none();
+            let congested = direct && st.congested(now);
+            let taken = (direct && take && !full && !congested).then(|| st.output(now, conn));
+            (
+                pending.map(|p| Box::pin(resolve_all(shared, conn, p))),
+                congested,
+                taken,
+            )
+        };
         if let Some(hooks) = hooks {
             hooks.await;
         }
         // Backpressure: while a subscriber this input was routed to is
         // congested but draining, read no more from this publisher.
-        if shared.lock().congested(Instant::now()) {
+        if congested || (taken.is_none() && shared.lock().congested(Instant::now())) {
             Box::pin(wait_drained(shared)).await;
         }
+        if taken.as_ref().is_some_and(|o| o.relieved) {
+            shared.drained.notify_waiters();
+        }
         if failed {
-            return false;
+            return (false, taken);
         }
         if !full {
             if batch < 8 {
                 // A quiet connection gives the memory of a burst back.
                 *packets = Vec::new();
             }
-            return true;
+            return (true, taken);
         }
     }
 }

@@ -67,6 +67,9 @@ pub enum ProtocolError {
     /// A packet over our Maximum Packet Size.
     #[error("packet too large")]
     PacketTooLarge,
+    /// No Local set on a shared subscription \[MQTT-3.8.3-4\].
+    #[error("No Local on a shared subscription")]
+    NoLocalOnSharedSubscription,
 }
 
 impl ProtocolError {
@@ -89,7 +92,8 @@ impl ProtocolError {
             | Self::SubscriptionIdFromClient
             | Self::InvalidConnAck
             | Self::UnknownPacketId(..)
-            | Self::ReasonCountMismatch(_) => ReasonCode::ProtocolError,
+            | Self::ReasonCountMismatch(_)
+            | Self::NoLocalOnSharedSubscription => ReasonCode::ProtocolError,
         }
     }
 }

@@ -341,9 +341,7 @@ mod tests {
             o.puback(pid, ReasonCode::Success),
             Acked::Done(..)
         ));
-        assert!(
-            matches!(o.next(now, usize::MAX, |_| false), Some(Next::Inflight(p)) if p == pid)
-        );
+        assert!(matches!(o.next(now, usize::MAX, |_| false), Some(Next::Inflight(p)) if p == pid));
     }
 
     #[test]

@@ -620,7 +620,7 @@ impl ServerSession {
             Packet::PubRec(p) => self.core.handle_pubrec(now, p),
             Packet::PubRel(p) => self.core.handle_pubrel(now, p),
             Packet::PubComp(p) => self.core.handle_pubcomp(now, p),
-            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Subscribe(s) => self.handle_subscribe(s)?,
             Packet::Unsubscribe(u) => self.handle_unsubscribe(now, u),
             Packet::PingReq => self.core.send(now, Packet::PingResp),
             Packet::Disconnect(d) => self.handle_disconnect(now, d)?,
@@ -631,7 +631,15 @@ impl ServerSession {
         Ok(())
     }
 
-    fn handle_subscribe(&mut self, s: Subscribe) {
+    fn handle_subscribe(&mut self, s: Subscribe) -> Result<(), ProtocolError> {
+        // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol
+        // error (the whole SUBSCRIBE, not one filter).
+        if s.filters
+            .iter()
+            .any(|f| f.options.no_local && f.filter.as_str().starts_with("$share/"))
+        {
+            return Err(ProtocolError::NoLocalOnSharedSubscription);
+        }
         let c = &self.config;
         let entries = s
             .filters
@@ -646,11 +654,6 @@ impl ServerSession {
                     }
                     Ok(t) if t.is_wildcard() && !c.wildcard_subscription_available => {
                         Err(ReasonCode::WildcardSubscriptionsNotSupported)
-                    }
-                    // [MQTT-3.8.3-4]: No Local on a shared subscription is a
-                    // protocol error; it is refused per filter here.
-                    Ok(t) if t.is_shared() && options.no_local => {
-                        Err(ReasonCode::TopicFilterInvalid)
                     }
                     Ok(_)
                         if s.properties.subscription_identifier.is_some()
@@ -671,6 +674,7 @@ impl ServerSession {
                 subscription_id: s.properties.subscription_identifier,
                 user_properties: s.properties.user_properties,
             }));
+        Ok(())
     }
 
     fn handle_unsubscribe(&mut self, now: Instant, u: Unsubscribe) {
