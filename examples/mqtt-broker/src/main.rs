@@ -49,6 +49,10 @@ struct Args {
     /// Seconds between $SYS updates (0 disables them).
     #[arg(long)]
     sys_interval: Option<u64>,
+    /// Worker threads (default: one per CPU; 1 runs everything on the
+    /// main thread, like Mosquitto).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Debug logging (same as --log-level debug).
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -218,10 +222,23 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match args.threads {
+        Some(0) => {
+            eprintln!("mqtt-broker: --threads must be at least 1");
+            return std::process::ExitCode::from(2);
+        }
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mqtt-broker: cannot start the runtime: {e}");

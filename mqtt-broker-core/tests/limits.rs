@@ -1,0 +1,605 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+//! Each limit of `Config`, with a small value, over loopback with raw
+//! packets.
+
+mod common;
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use mqtt_broker_core::QueuePolicy;
+use mqtt_codec::{
+    Packet, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubscriptionOptions, Will,
+};
+use tokio::net::TcpSocket;
+
+// ----- max_connections ------------------------------------------------------------------------
+
+/// Beyond `max_connections` a new connection is closed at once; once one
+/// closes there is room again.
+#[tokio::test]
+async fn max_connections() {
+    let mut cfg = config();
+    cfg.max_connections = 2;
+    let (broker, addr) = start(cfg).await;
+    let a = Client::connect(addr, V5, "mc-a", true).await;
+    let mut b = Client::connect(addr, V3_1_1, "mc-b", true).await;
+    let mut extra = Client::tcp(addr, V5).await;
+    extra.send(connect_packet(V5, "mc-c", true)).await;
+    assert!(
+        extra.expect_closed().await.is_empty(),
+        "no CONNACK for a refused connection"
+    );
+    assert_eq!(broker.stats().connections_refused, 1);
+    // The others are unaffected.
+    b.expect_nothing().await;
+    a.disconnect().await;
+    wait_until("the closed connection to be counted", || {
+        broker.stats().connections == 1
+    })
+    .await;
+    let mut c = Client::connect(addr, V5, "mc-c", true).await;
+    c.expect_nothing().await;
+    assert_eq!(broker.stats().connections_refused, 1);
+}
+
+// ----- max_packet_size ------------------------------------------------------------------------
+
+/// A PUBLISH whose whole packet is exactly `size` bytes at `version`.
+fn publish_of_size(topic: &str, size: usize, version: ProtocolVersion) -> Publish {
+    let mut p = publish_packet(topic, "", QoS::AtMostOnce, false);
+    let mut n = size - p.packet_len(version).unwrap();
+    loop {
+        p.payload = Bytes::from(vec![b'x'; n]);
+        let len = p.packet_len(version).unwrap();
+        if len == size {
+            return p;
+        }
+        n -= len - size;
+    }
+}
+
+/// A packet over `max_packet_size` closes the connection (5.0: DISCONNECT
+/// 0x95 first); one of exactly the maximum is accepted. 5.0 clients are
+/// told the maximum in CONNACK.
+async fn max_packet_size(version: ProtocolVersion) {
+    let mut cfg = config();
+    cfg.max_packet_size = NonZeroU32::new(256).unwrap();
+    let (_broker, addr) = start(cfg).await;
+    let mut sub = Client::connect(addr, V5, "mp-sub", true).await;
+    sub.subscribe("mp/#", QoS::AtMostOnce).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(version, "mp", true)).await;
+    if version.is_v5() {
+        assert_eq!(ack.properties.maximum_packet_size, NonZeroU32::new(256));
+    }
+    c.publish_packet(publish_of_size("mp/ok", 256, version))
+        .await;
+    c.expect_nothing().await;
+    let p = sub.recv_publish().await;
+    assert_eq!(&*p.topic, "mp/ok");
+    c.send(publish_of_size("mp/big", 257, version)).await;
+    c.expect_disconnect(ReasonCode::PacketTooLarge).await;
+    sub.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn max_packet_size_v311() {
+    max_packet_size(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn max_packet_size_v5() {
+    max_packet_size(V5).await;
+}
+
+/// A large oversized packet (its body still arriving) is refused from its
+/// fixed header, and the broker serves others meanwhile.
+#[tokio::test]
+async fn max_packet_size_huge_packet() {
+    let mut cfg = config();
+    cfg.max_packet_size = NonZeroU32::new(1024).unwrap();
+    let (_broker, addr) = start(cfg).await;
+    let mut c = Client::connect(addr, V5, "mh", true).await;
+    // Only the fixed header and the start of a 100 MB PUBLISH.
+    c.send_bytes(b"\x30\x80\xc2\xd7\x2f\x00\x01a").await;
+    c.expect_disconnect(ReasonCode::PacketTooLarge).await;
+    let mut other = Client::connect(addr, V5, "mh-other", true).await;
+    other.expect_nothing().await;
+}
+
+/// The broker does not send a client a packet above the Maximum Packet Size
+/// the client announced [MQTT-3.1.2-24]: that message is skipped for it.
+#[tokio::test]
+async fn client_maximum_packet_size_respected_v5() {
+    let (_broker, addr) = start_default().await;
+    let mut c = connect_packet(V5, "cm-sub", true);
+    c.properties.maximum_packet_size = NonZeroU32::new(100);
+    let (mut sub, _) = Client::connect_with(addr, c).await;
+    sub.subscribe("cm/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(addr, V5, "cm-pub", true).await;
+    publisher
+        .publish_packet(publish_of_size("cm/big", 200, V5))
+        .await;
+    publisher
+        .publish("cm/small", "s", QoS::AtLeastOnce, false)
+        .await;
+    let p = sub.recv_publish().await;
+    assert_eq!(&*p.topic, "cm/small");
+    sub.expect_nothing().await;
+}
+
+// ----- max_inflight ---------------------------------------------------------------------------
+
+/// No more than `max_inflight` unacknowledged QoS 1 PUBLISH towards a client
+/// that does not ack; the rest follow, in order, as it acks.
+async fn max_inflight(version: ProtocolVersion) {
+    let mut cfg = config();
+    cfg.max_inflight = NonZeroU16::new(2).unwrap();
+    let (_broker, addr) = start(cfg).await;
+    let mut sub = Client::connect(addr, version, "mi-sub", true).await;
+    sub.subscribe("mi/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(addr, version, "mi-pub", true).await;
+    for i in 0..6 {
+        publisher
+            .publish("mi/t", &i.to_string(), QoS::AtLeastOnce, false)
+            .await;
+    }
+    let first = sub.ping().await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    let mut seen = Vec::new();
+    let mut unacked: Vec<Publish> = first
+        .into_iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    while !unacked.is_empty() {
+        let p = unacked.remove(0);
+        seen.push(text(&p).to_owned());
+        sub.send(PubAck::new(p.packet_id.unwrap())).await;
+        for q in sub.ping().await {
+            let Packet::Publish(q) = q else {
+                panic!("{q:?}")
+            };
+            unacked.push(q);
+        }
+        assert!(unacked.len() <= 2, "{unacked:?}");
+    }
+    assert_eq!(seen, ["0", "1", "2", "3", "4", "5"]);
+}
+
+#[tokio::test]
+async fn max_inflight_v311() {
+    max_inflight(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn max_inflight_v5() {
+    max_inflight(V5).await;
+}
+
+/// A 5.0 client's Receive Maximum below `max_inflight` is the window
+/// [MQTT-3.3.4-9]; QoS 2 messages count until PUBCOMP.
+#[tokio::test]
+async fn client_receive_maximum_caps_inflight_v5() {
+    let mut cfg = config();
+    cfg.max_inflight = NonZeroU16::new(4).unwrap();
+    let (_broker, addr) = start(cfg).await;
+    let mut c = connect_packet(V5, "rm-sub", true);
+    c.properties.receive_maximum = NonZeroU16::new(1);
+    let (mut sub, _) = Client::connect_with(addr, c).await;
+    sub.subscribe("rm/#", QoS::ExactlyOnce).await;
+    let mut publisher = Client::connect(addr, V5, "rm-pub", true).await;
+    for i in 0..3 {
+        publisher
+            .publish("rm/t", &i.to_string(), QoS::ExactlyOnce, false)
+            .await;
+    }
+    for i in 0..3 {
+        let got = sub.ping().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        let Packet::Publish(p) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(text(p), i.to_string());
+        let id = p.packet_id.unwrap();
+        sub.send(mqtt_codec::PubRec::new(id)).await;
+        // After PUBREC, the message still counts: nothing new yet.
+        let got = sub.ping().await;
+        assert!(
+            matches!(got.as_slice(), [Packet::PubRel(r)] if r.packet_id == id),
+            "{got:?}"
+        );
+        sub.send(mqtt_codec::PubComp::new(id)).await;
+    }
+    sub.expect_nothing().await;
+}
+
+/// With the whole packet identifier space in flight to a subscriber that
+/// does not acknowledge QoS 2, no identifier is reused while in flight, the
+/// rest wait in the queue, and once the flows complete every message has
+/// arrived exactly once.
+#[tokio::test]
+async fn packet_ids_never_reused_while_in_flight() {
+    use bytes::BytesMut;
+    use mqtt_codec::{Encoder, PubComp, PubRec};
+    const N: usize = 66_000;
+    let mut cfg = config();
+    cfg.max_inflight = NonZeroU16::MAX;
+    cfg.max_queued_messages = N;
+    let (broker, addr) = start(cfg).await;
+    let mut sub = Client::connect(addr, V3_1_1, "pid-sub", true).await;
+    sub.subscribe("pid/t", QoS::ExactlyOnce).await;
+    for i in 0..N {
+        broker.publish(
+            "pid/t".parse().unwrap(),
+            i.to_string(),
+            QoS::ExactlyOnce,
+            false,
+        );
+    }
+    let mut seen = vec![false; N];
+    let mut ids = std::collections::HashSet::new();
+    let mut round = 0;
+    while seen.iter().any(|s| !s) {
+        round += 1;
+        assert!(round < 5, "messages missing");
+        let got = sub.ping().await;
+        let mut batch = Vec::new();
+        for p in got {
+            let Packet::Publish(p) = p else {
+                panic!("{p:?}")
+            };
+            assert!(!p.dup);
+            let i: usize = text(&p).parse().unwrap();
+            assert!(!seen[i], "message {i} twice");
+            seen[i] = true;
+            let id = p.packet_id.unwrap();
+            assert!(ids.insert(id), "packet id {id} reused while in flight");
+            batch.push(id);
+        }
+        assert!(batch.len() <= 65_535);
+        // Complete the flows: PUBREC all, read the PUBRELs, PUBCOMP all.
+        let enc = Encoder::new(V3_1_1);
+        let mut out = BytesMut::new();
+        for id in &batch {
+            enc.encode(&PubRec::new(*id).into(), &mut out).unwrap();
+        }
+        sub.send_bytes(&out).await;
+        let rels = sub.ping().await;
+        let mut out = BytesMut::new();
+        let mut more = Vec::new();
+        for p in rels {
+            match p {
+                Packet::PubRel(r) => {
+                    assert!(ids.remove(&r.packet_id));
+                    enc.encode(&PubComp::new(r.packet_id).into(), &mut out)
+                        .unwrap();
+                }
+                Packet::Publish(p) => more.push(p),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            more.is_empty(),
+            "new PUBLISH before any PUBCOMP: {}",
+            more.len()
+        );
+        assert!(ids.is_empty());
+        sub.send_bytes(&out).await;
+    }
+    sub.expect_nothing().await;
+}
+
+// ----- max_queued_messages --------------------------------------------------------------------
+
+/// A subscriber that does not ack: 1 message in flight, `max_queued`
+/// queued, the rest dropped per the policy and counted.
+async fn max_queued(policy: QueuePolicy, want: &[&str]) {
+    let mut cfg = config();
+    cfg.max_inflight = NonZeroU16::new(1).unwrap();
+    cfg.max_queued_messages = 3;
+    cfg.queue_policy = policy;
+    let (broker, addr) = start(cfg).await;
+    let mut sub = Client::connect(addr, V3_1_1, "mq-sub", true).await;
+    sub.subscribe("mq/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(addr, V3_1_1, "mq-pub", true).await;
+    let dropped_before = broker.stats().publish_dropped;
+    for i in 0..10 {
+        publisher
+            .publish("mq/t", &i.to_string(), QoS::AtLeastOnce, false)
+            .await;
+    }
+    assert_eq!(broker.stats().publish_dropped - dropped_before, 6);
+    let mut seen = Vec::new();
+    loop {
+        let got = sub.ping().await;
+        if got.is_empty() {
+            break;
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        let Packet::Publish(p) = &got[0] else {
+            panic!("{got:?}")
+        };
+        seen.push(text(p).to_owned());
+        sub.send(PubAck::new(p.packet_id.unwrap())).await;
+    }
+    assert_eq!(seen, want);
+    assert_eq!(broker.stats().publish_dropped - dropped_before, 6);
+}
+
+#[tokio::test]
+async fn max_queued_messages_drop_new() {
+    max_queued(QueuePolicy::DropNew, &["0", "1", "2", "3"]).await;
+}
+
+#[tokio::test]
+async fn max_queued_messages_drop_oldest() {
+    max_queued(QueuePolicy::DropOldest, &["0", "7", "8", "9"]).await;
+}
+
+/// The queue of an absent persistent client is bounded the same way.
+#[tokio::test]
+async fn max_queued_messages_offline() {
+    let mut cfg = config();
+    cfg.max_queued_messages = 3;
+    let (broker, addr) = start(cfg).await;
+    let mut sub = Client::connect(addr, V3_1_1, "mo-sub", false).await;
+    sub.subscribe("mo/#", QoS::ExactlyOnce).await;
+    sub.disconnect().await;
+    let mut publisher = Client::connect(addr, V3_1_1, "mo-pub", true).await;
+    for i in 0..8 {
+        publisher
+            .publish("mo/t", &i.to_string(), QoS::ExactlyOnce, false)
+            .await;
+    }
+    assert_eq!(broker.stats().publish_dropped, 5);
+    // QoS 0 is not kept for an absent client: dropped and counted.
+    publisher
+        .publish("mo/t", "q0", QoS::AtMostOnce, false)
+        .await;
+    assert_eq!(broker.stats().publish_dropped, 6);
+    let mut sub = Client::connect(addr, V3_1_1, "mo-sub", false).await;
+    for i in 0..3 {
+        assert_eq!(text(&sub.recv_publish().await), i.to_string());
+    }
+    sub.expect_nothing().await;
+}
+
+/// QoS 0 to a subscriber that does not read: beyond `max_pending_bytes`
+/// messages are dropped and counted, memory stays bounded, the connection
+/// stays usable and what arrives is in order.
+#[tokio::test]
+async fn max_pending_bytes_qos0_slow_reader() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 64 * 1024;
+    let (broker, addr) = start(cfg).await;
+    // A small receive buffer so that the kernel does not absorb it all.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut sub, _) = Client::from_stream(stream, V5)
+        .handshake(connect_packet(V5, "pb-sub", true))
+        .await;
+    sub.subscribe("pb/#", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(addr, V5, "pb-pub", true).await;
+    // Publish in batches until the kernel buffers are full and the broker
+    // starts dropping (at most 64 MiB).
+    let payload = "x".repeat(16 * 1024);
+    let mut sent = 0;
+    while broker.stats().publish_dropped == 0 {
+        assert!(sent < 4096, "nothing dropped after {sent} messages");
+        for _ in 0..64 {
+            let mut p = publish_packet("pb/t", &payload, QoS::AtMostOnce, false);
+            p.properties.user_properties =
+                vec![mqtt_codec::UserProperty::new(s("i"), s(&sent.to_string()))];
+            publisher.send(p).await;
+            sent += 1;
+        }
+        // Once PINGRESP is back, the broker has routed the batch.
+        publisher.expect_nothing().await;
+    }
+    let dropped = broker.stats().publish_dropped;
+    // Now read everything.
+    let mut got = Vec::new();
+    for p in sub.ping().await {
+        let Packet::Publish(p) = p else {
+            panic!("{p:?}")
+        };
+        got.push(
+            p.properties.user_properties[0]
+                .value
+                .parse::<usize>()
+                .unwrap(),
+        );
+    }
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+    assert_eq!(got.len() as u64 + dropped, sent as u64);
+    sub.expect_nothing().await;
+}
+
+// ----- connect_timeout ------------------------------------------------------------------------
+
+/// A socket that never sends CONNECT (or only part of it) is closed after
+/// `connect_timeout`.
+#[tokio::test]
+async fn connect_timeout() {
+    let mut cfg = config();
+    cfg.connect_timeout = Duration::from_millis(300);
+    let (broker, addr) = start(cfg).await;
+    let since = Instant::now();
+    let mut silent = Client::tcp(addr, V5).await;
+    let mut partial = Client::tcp(addr, V3_1_1).await;
+    partial.send_bytes(b"\x10\x0c\x00\x04MQ").await;
+    assert!(silent.expect_closed().await.is_empty());
+    assert!(partial.expect_closed().await.is_empty());
+    let after = since.elapsed();
+    assert!(
+        after >= Duration::from_millis(250),
+        "closed after {after:?}"
+    );
+    assert!(
+        after < Duration::from_millis(1500),
+        "closed after {after:?}"
+    );
+    // A client that connects in time is not affected.
+    let mut ok = Client::connect(addr, V5, "ct-ok", true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ok.expect_nothing().await;
+    wait_until("the closed connections to be counted", || {
+        broker.stats().connections == 1
+    })
+    .await;
+}
+
+// ----- max_topic_aliases ----------------------------------------------------------------------
+
+/// A Topic Alias above `max_topic_aliases` is DISCONNECT 0x94
+/// [MQTT-3.3.2-9].
+#[tokio::test]
+async fn max_topic_aliases() {
+    let mut cfg = config();
+    cfg.max_topic_aliases = 2;
+    let (_broker, addr) = start(cfg).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "mt", true)).await;
+    assert_eq!(ack.properties.topic_alias_maximum, Some(2));
+    let mut p = publish_packet("mt/a", "1", QoS::AtLeastOnce, false);
+    p.properties.topic_alias = Some(nz16(2));
+    c.publish_packet(p).await;
+    let mut p = publish_packet("mt/b", "2", QoS::AtLeastOnce, false);
+    p.properties.topic_alias = Some(nz16(3));
+    p.packet_id = Some(pid(100));
+    c.send(p).await;
+    c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
+}
+
+/// With `max_topic_aliases = 0` none is announced and any alias is refused.
+#[tokio::test]
+async fn max_topic_aliases_zero() {
+    let mut cfg = config();
+    cfg.max_topic_aliases = 0;
+    let (_broker, addr) = start(cfg).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "mt0", true)).await;
+    assert_eq!(ack.properties.topic_alias_maximum, None);
+    let mut p = publish_packet("mt/a", "1", QoS::AtMostOnce, false);
+    p.properties.topic_alias = Some(nz16(1));
+    c.send(p).await;
+    c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
+}
+
+/// `outbound_topic_aliases = false`: no aliases towards clients, even those
+/// that accept them.
+#[tokio::test]
+async fn outbound_topic_aliases_disabled() {
+    let mut cfg = config();
+    cfg.outbound_topic_aliases = false;
+    let (_broker, addr) = start(cfg).await;
+    let mut c = connect_packet(V5, "oa-sub", true);
+    c.properties.topic_alias_maximum = Some(10);
+    let (mut sub, _) = Client::connect_with(addr, c).await;
+    sub.subscribe("oa/#", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(addr, V5, "oa-pub", true).await;
+    for _ in 0..3 {
+        publisher.publish("oa/t", "x", QoS::AtMostOnce, false).await;
+        let p = sub.recv_publish().await;
+        assert_eq!((&*p.topic, p.properties.topic_alias), ("oa/t", None));
+    }
+}
+
+// ----- receive_maximum ------------------------------------------------------------------------
+
+/// A client with more unacknowledged QoS 2 PUBLISH than the broker's
+/// Receive Maximum gets DISCONNECT 0x93 [MQTT-3.3.4-8].
+#[tokio::test]
+async fn receive_maximum_exceeded() {
+    let mut cfg = config();
+    cfg.receive_maximum = NonZeroU16::new(2).unwrap();
+    let (_broker, addr) = start(cfg).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "rx", true)).await;
+    assert_eq!(ack.properties.receive_maximum, NonZeroU16::new(2));
+    // Within the limit when each flow completes.
+    for _ in 0..4 {
+        c.publish("rx/t", "ok", QoS::ExactlyOnce, false).await;
+    }
+    for i in 1..=2 {
+        let mut p = publish_packet("rx/t", "open", QoS::ExactlyOnce, false);
+        p.packet_id = Some(pid(100 + i));
+        c.send(p).await;
+        assert!(matches!(c.recv().await, Packet::PubRec(r) if r.packet_id == pid(100 + i)));
+    }
+    // Releasing one makes room for one.
+    c.send(PubRel::new(pid(101))).await;
+    assert!(matches!(c.recv().await, Packet::PubComp(_)));
+    let mut p = publish_packet("rx/t", "open", QoS::ExactlyOnce, false);
+    p.packet_id = Some(pid(103));
+    c.send(p.clone()).await;
+    assert!(matches!(c.recv().await, Packet::PubRec(_)));
+    p.packet_id = Some(pid(104));
+    c.send(p).await;
+    c.expect_disconnect(ReasonCode::ReceiveMaximumExceeded)
+        .await;
+}
+
+// ----- other announced limits -----------------------------------------------------------------
+
+/// `max_session_expiry_interval` caps the client's request and is announced.
+#[tokio::test]
+async fn max_session_expiry_interval() {
+    let mut cfg = config();
+    cfg.max_session_expiry_interval = 10;
+    let (_broker, addr) = start(cfg).await;
+    let (_c, ack) = Client::connect_v5_persistent(addr, "mx", true, 3600).await;
+    assert_eq!(ack.properties.session_expiry_interval, Some(10));
+    let (_c, ack) = Client::connect_v5_persistent(addr, "my", true, 5).await;
+    assert_eq!(ack.properties.session_expiry_interval, None);
+}
+
+/// `maximum_qos = 1`: announced, subscriptions granted at most QoS 1, a QoS 2
+/// PUBLISH is DISCONNECT 0x9B and a QoS 2 will is refused (CONNACK 0x9B).
+#[tokio::test]
+async fn maximum_qos() {
+    let mut cfg = config();
+    cfg.maximum_qos = QoS::AtLeastOnce;
+    let (_broker, addr) = start(cfg).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "mq2", true)).await;
+    assert_eq!(ack.properties.maximum_qos, Some(QoS::AtLeastOnce));
+    let ack = c
+        .subscribe_opts("mq2/#", SubscriptionOptions::new(QoS::ExactlyOnce), None)
+        .await;
+    assert_eq!(ack.reasons, vec![ReasonCode::GrantedQoS1]);
+    let mut p = publish_packet("mq2/t", "x", QoS::ExactlyOnce, false);
+    p.packet_id = Some(pid(1));
+    c.send(p).await;
+    c.expect_disconnect(ReasonCode::QoSNotSupported).await;
+
+    let mut w = connect_packet(V5, "mq2-will", true);
+    let mut will = Will::new(s("w"), "x");
+    will.qos = QoS::ExactlyOnce;
+    w.will = Some(will);
+    let (mut refused, ack) = Client::connect_raw(addr, w).await;
+    assert_eq!(ack.reason, ReasonCode::QoSNotSupported);
+    refused.expect_closed().await;
+}
+
+/// `retain_available = false`: announced, a retained PUBLISH is DISCONNECT
+/// 0x9A.
+#[tokio::test]
+async fn retain_not_available() {
+    let mut cfg = config();
+    cfg.retain_available = false;
+    let (_broker, addr) = start(cfg).await;
+    let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "ra", true)).await;
+    assert_eq!(ack.properties.retain_available, Some(false));
+    c.publish("ra/t", "plain", QoS::AtMostOnce, false).await;
+    c.send(publish_packet("ra/t", "kept", QoS::AtMostOnce, true))
+        .await;
+    c.expect_disconnect(ReasonCode::RetainNotSupported).await;
+}
