@@ -107,6 +107,8 @@ impl Config {
         c.maximum_qos = self.maximum_qos;
         c.retain_available = self.retain_available;
         c.max_session_expiry_interval = self.max_session_expiry_interval;
+        // The broker counts what is dropped, not each delivery.
+        c.report_deliveries = false;
         c
     }
 }

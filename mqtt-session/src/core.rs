@@ -77,6 +77,9 @@ pub(crate) struct Core {
     pub(crate) reserved_pids: BTreeSet<PacketId>,
     /// Client: send PINGREQ after this much silence.
     pub(crate) ping_interval: Option<std::time::Duration>,
+    /// Report [`Event::Delivered`] (a broker that routes without tracking
+    /// each delivery turns it off).
+    pub(crate) report_delivered: bool,
 }
 
 impl Core {
@@ -92,6 +95,13 @@ impl Core {
             pending_acks: BTreeMap::new(),
             reserved_pids: BTreeSet::new(),
             ping_interval: None,
+            report_delivered: true,
+        }
+    }
+
+    fn delivered(&mut self, id: MessageId, reason: ReasonCode) {
+        if self.report_delivered {
+            self.events.push_back(Event::Delivered { id, reason });
         }
     }
 
@@ -127,11 +137,27 @@ impl Core {
         message: Message,
     ) -> Result<MessageId, UsageError> {
         let id = self.state.outgoing.new_id();
-        let q = Queued {
+        let mut q = Queued {
             id,
             message,
             since: now,
         };
+        // Fast path: nothing queued and room in the window: straight to the
+        // wire, without a trip through the queue.
+        if let Some(window) = self.link.as_ref().map(|l| l.send_window) {
+            let reserved = &self.reserved_pids;
+            match self
+                .state
+                .outgoing
+                .admit(now, q, window, |p| reserved.contains(&p))
+            {
+                Ok(next) => {
+                    self.dispatch_next(now, next);
+                    return Ok(id);
+                }
+                Err(back) => q = back,
+            }
+        }
         match self
             .state
             .outgoing
@@ -165,19 +191,23 @@ impl Core {
             else {
                 return;
             };
-            match next {
-                Next::Expired(q) => {
-                    self.events.push_back(Event::Dropped {
-                        id: q.id,
-                        reason: DropReason::Expired,
-                    });
-                }
-                Next::Send(q) => {
-                    let r = self.prepare_publish(now, None, &q.message, q.since, false);
-                    self.finish_publish(now, None, q.id, r);
-                }
-                Next::Inflight(pid) => self.send_inflight(now, pid, false),
+            self.dispatch_next(now, next);
+        }
+    }
+
+    fn dispatch_next(&mut self, now: Instant, next: Next) {
+        match next {
+            Next::Expired(q) => {
+                self.events.push_back(Event::Dropped {
+                    id: q.id,
+                    reason: DropReason::Expired,
+                });
             }
+            Next::Send(q) => {
+                let r = self.prepare_publish(now, None, &q.message, q.since, false);
+                self.finish_publish(now, None, q.id, r);
+            }
+            Next::Inflight(pid) => self.send_inflight(now, pid, false),
         }
     }
 
@@ -223,10 +253,7 @@ impl Core {
             Some(Ok(p)) => {
                 self.send(now, p);
                 if pid.is_none() {
-                    self.events.push_back(Event::Delivered {
-                        id,
-                        reason: ReasonCode::Success,
-                    });
+                    self.delivered(id, ReasonCode::Success);
                 }
             }
             Some(Err(reason)) => {
@@ -344,7 +371,7 @@ impl Core {
 
     pub(crate) fn handle_puback(&mut self, now: Instant, p: PubAck) {
         if let Acked::Done(id, reason) = self.state.outgoing.puback(p.packet_id, p.reason) {
-            self.events.push_back(Event::Delivered { id, reason });
+            self.delivered(id, reason);
             self.flush(now);
         }
     }
@@ -353,7 +380,7 @@ impl Core {
         match self.state.outgoing.pubrec(p.packet_id, p.reason) {
             Acked::Release => self.send(now, PubRel::new(p.packet_id)),
             Acked::Done(id, reason) => {
-                self.events.push_back(Event::Delivered { id, reason });
+                self.delivered(id, reason);
                 self.flush(now);
             }
             Acked::Unknown => {
@@ -379,7 +406,7 @@ impl Core {
 
     pub(crate) fn handle_pubcomp(&mut self, now: Instant, p: PubComp) {
         if let Acked::Done(id, reason) = self.state.outgoing.pubcomp(p.packet_id, p.reason) {
-            self.events.push_back(Event::Delivered { id, reason });
+            self.delivered(id, reason);
             self.flush(now);
         }
     }

@@ -174,6 +174,40 @@ impl Outgoing {
         None
     }
 
+    /// Takes `q` without queueing it when nothing is queued and it can be
+    /// sent now (what [`next`](Self::next) would do right after queueing
+    /// it); otherwise gives it back.
+    pub(crate) fn admit(
+        &mut self,
+        now: Instant,
+        q: Queued,
+        window: usize,
+        busy: impl Fn(PacketId) -> bool,
+    ) -> Result<Next, Queued> {
+        if !self.queue.is_empty() || remaining_expiry(&q.message, q.since, now) == Some(0) {
+            return Err(q);
+        }
+        if q.message.qos == QoS::AtMostOnce {
+            return Ok(Next::Send(q));
+        }
+        if self.inflight.len() >= window {
+            return Err(q);
+        }
+        let Some(pid) = self.allocate_pid(busy) else {
+            return Err(q);
+        };
+        self.inflight.insert(
+            pid,
+            Inflight {
+                id: q.id,
+                message: q.message,
+                since: q.since,
+                stage: Stage::Published,
+            },
+        );
+        Ok(Next::Inflight(pid))
+    }
+
     /// Takes the next message off the queue if it can be sent now: QoS 0
     /// always, QoS 1/2 while fewer than `window` are in flight.
     pub(crate) fn next(

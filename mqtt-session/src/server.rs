@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Deliver QoS 1/2 messages from clients with an `ack` identifier and
     /// acknowledge them on [`ServerSession::ack`]. Default: false.
     pub manual_ack: bool,
+    /// Report [`Event::Delivered`] for each message delivered to the client.
+    /// A broker that does not track deliveries turns it off and saves an
+    /// event per message. Default: true.
+    pub report_deliveries: bool,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             server_keep_alive: None,
             max_session_expiry_interval: u32::MAX,
             manual_ack: false,
+            report_deliveries: true,
         }
     }
 }
@@ -184,6 +189,7 @@ impl ServerSession {
             policy: config.queue_policy,
         };
         let mut core = Core::new(limits, config.manual_ack);
+        core.report_delivered = config.report_deliveries;
         core.timers
             .set(Timer::Connect, now + config.connect_timeout);
         Self {
