@@ -177,6 +177,9 @@ impl Outgoing {
     /// Takes `q` without queueing it when nothing is queued and it can be
     /// sent now (what [`next`](Self::next) would do right after queueing
     /// it); otherwise gives it back.
+    // The message goes back by value on the slow path: boxing it would cost
+    // an allocation per message on the fast one.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn admit(
         &mut self,
         now: Instant,
