@@ -1,0 +1,825 @@
+//! The connection task: drives a [`ClientSession`] over a transport.
+//!
+//! One task owns the session, the transport, the routing table and every
+//! pending request, so nothing is shared but the command channel. Its loop
+//! is quinn's `drive_timer` shape, written as one poll function:
+//!
+//! ```text
+//!   commands (batch) ─▶ session.publish / subscribe ─┐
+//!   transport bytes  ─▶ Decoder ─▶ handle_packet    ─┼─▶ poll_transmit ─▶ Encoder ─▶ write buffer ─▶ transport
+//!   timer            ─▶ handle_timeout              ─┘   poll_event    ─▶ complete futures, route messages
+//! ```
+//!
+//! Every command waiting in the channel is applied before anything is
+//! written, so packets go out in batches: one write for many PUBLISHes.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use mqtt_codec::{
+    Decoder, Encoder, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions,
+};
+use mqtt_session::{
+    ClientConfig, ClientSession, CloseReason, DropReason, Event as SessionEvent, MessageId,
+};
+use mqtt_topic::TopicFilter;
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+use crate::client::{Command, Done, Shared, SubscribeOp, UnsubscribeOp};
+use crate::error::{ClientError, ConnectionError};
+use crate::options::ClientOptions;
+use crate::router::{RouteId, Router};
+use crate::stream::{AckToken, Event, Listener, Received};
+use crate::transport::{DynConnector, Transport};
+
+/// Commands taken off the channel at once.
+const COMMAND_BATCH: usize = 1024;
+/// Rounds of the poll loop before yielding to the runtime.
+const MAX_ROUNDS: usize = 32;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Hashes a `MessageId` (already unique) as itself.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Spread sequential ids over the table's buckets.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug)]
+struct PendingPublish {
+    done: Done<ReasonCode>,
+    qos: QoS,
+}
+
+type Filters = Vec<(TopicFilter, SubscriptionOptions)>;
+
+/// A SUBSCRIBE or UNSUBSCRIBE to send when connected.
+#[derive(Debug)]
+enum Op {
+    Sub(SubscribeOp, RouteId, Option<SubscriptionId>),
+    /// Subscribing again after the server lost the session.
+    Resub(
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
+    Unsub(UnsubscribeOp),
+}
+
+/// Per-connection I/O state.
+struct Conn {
+    io: Box<dyn Transport>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    decoder: Decoder,
+    encoder: Encoder,
+    sleep: Pin<Box<Sleep>>,
+    deadline: Option<Instant>,
+    needs_flush: bool,
+    /// Why the connection ended, once it has.
+    end: Option<ConnectionError>,
+}
+
+pub(crate) struct Driver {
+    options: ClientOptions,
+    connector: Arc<dyn DynConnector>,
+    session: ClientSession,
+    shared: Arc<Shared>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    cmd_open: bool,
+    batch: Vec<Command>,
+    ack_tx: mpsc::UnboundedSender<PacketId>,
+    ack_rx: mpsc::UnboundedReceiver<PacketId>,
+    ack_batch: Vec<PacketId>,
+    pending: IdMap<PendingPublish>,
+    /// Completions stashed between `Dropped(SessionLost)` and `SessionLost`.
+    lost: IdMap<PendingPublish>,
+    /// QoS 0 messages encoded, completed once written this far.
+    written_waiters: VecDeque<(u64, MessageId)>,
+    encoded_total: u64,
+    written_total: u64,
+    subs_inflight: HashMap<PacketId, Op>,
+    waiting: VecDeque<Op>,
+    router: Router,
+    listeners: Vec<Listener>,
+    first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
+    ever_connected: bool,
+    attempts: u32,
+    /// The server supports Subscription Identifiers (5.0, CONNACK).
+    sub_ids: bool,
+    /// The session closed the connection, with this reason.
+    closing: Option<CloseReason>,
+    /// Stop after this connection (disconnect called, handles gone).
+    stop: bool,
+    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    /// Permits to return to the outgoing queue.
+    released: usize,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        options: ClientOptions,
+        config: ClientConfig,
+        shared: Arc<Shared>,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+        listeners: Vec<Listener>,
+        unrouted: Option<mpsc::UnboundedSender<Received>>,
+        first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
+    ) -> Self {
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let mut router = Router::default();
+        router.set_unrouted(unrouted);
+        Self {
+            connector: options.connector(),
+            sub_ids: options.protocol.is_v5(),
+            options,
+            session: ClientSession::new(config),
+            shared,
+            cmd_rx,
+            cmd_open: true,
+            batch: Vec::with_capacity(COMMAND_BATCH),
+            ack_tx,
+            ack_rx,
+            ack_batch: Vec::new(),
+            pending: IdMap::default(),
+            lost: IdMap::default(),
+            written_waiters: VecDeque::new(),
+            encoded_total: 0,
+            written_total: 0,
+            subs_inflight: HashMap::new(),
+            waiting: VecDeque::new(),
+            router,
+            listeners,
+            first,
+            ever_connected: false,
+            attempts: 0,
+            closing: None,
+            stop: false,
+            disconnect_waiters: Vec::new(),
+            released: 0,
+        }
+    }
+
+    /// Connects, runs connections and reconnects until told to stop.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let connector = Arc::clone(&self.connector);
+            let timeout = self.options.connect_timeout;
+            let open = async move {
+                match tokio::time::timeout(timeout, connector.connect_dyn()).await {
+                    Ok(Ok(io)) => Ok(io),
+                    Ok(Err(e)) => Err(ConnectionError::from(e)),
+                    Err(_) => Err(ConnectionError::Timeout),
+                }
+            };
+            let error = match self.offline(open).await {
+                None => break,
+                Some(Ok(io)) => self.run_connection(io).await,
+                Some(Err(e)) => e,
+            };
+            self.connection_ended();
+            if self.stop {
+                break;
+            }
+            if let Some(first) = self.first.take() {
+                let _ = first.send(Err(error));
+                break;
+            }
+            let r = self.options.reconnect;
+            let give_up = !r.enabled || r.max_attempts.is_some_and(|m| self.attempts >= m);
+            if give_up {
+                tracing::debug!("connection lost ({error}); not reconnecting");
+                self.emit(Event::Disconnected {
+                    error,
+                    retry_in: None,
+                });
+                break;
+            }
+            let delay = r.delay(self.attempts);
+            self.attempts += 1;
+            tracing::debug!("connection lost ({error}); retrying in {delay:?}");
+            self.emit(Event::Disconnected {
+                error,
+                retry_in: Some(delay),
+            });
+            if self.offline(tokio::time::sleep(delay)).await.is_none() {
+                break;
+            }
+        }
+        self.shutdown();
+    }
+
+    /// Runs `fut` while serving commands (there is no connection). `None`
+    /// when the client is told to stop meanwhile.
+    async fn offline<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            let now = Instant::now();
+            self.poll_inputs(cx, now);
+            self.pump_events(now);
+            self.release_permits();
+            if self.stop {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Takes every waiting command and acknowledgement.
+    fn poll_inputs(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        while self.cmd_open {
+            let mut batch = std::mem::take(&mut self.batch);
+            match self.cmd_rx.poll_recv_many(cx, &mut batch, COMMAND_BATCH) {
+                Poll::Ready(0) => {
+                    // Every handle is gone.
+                    self.cmd_open = false;
+                    self.request_stop(now);
+                }
+                Poll::Ready(_) => {
+                    for c in batch.drain(..) {
+                        self.command(now, c);
+                    }
+                }
+                Poll::Pending => {
+                    self.batch = batch;
+                    break;
+                }
+            }
+            progress = true;
+            self.batch = batch;
+            if self.batch.capacity() > COMMAND_BATCH * 4 {
+                self.batch.shrink_to(COMMAND_BATCH);
+            }
+        }
+        let mut acks = std::mem::take(&mut self.ack_batch);
+        while let Poll::Ready(n) = self.ack_rx.poll_recv_many(cx, &mut acks, COMMAND_BATCH) {
+            if n == 0 {
+                break;
+            }
+            for pid in acks.drain(..) {
+                // Not awaited any more (a QoS 1 message of an earlier
+                // connection, which the server sends again): nothing to do.
+                let _ = self.session.ack(now, pid);
+            }
+            progress = true;
+        }
+        self.ack_batch = acks;
+        progress
+    }
+
+    fn request_stop(&mut self, now: Instant) {
+        self.stop = true;
+        // Also before CONNACK: the attempt is abandoned.
+        self.session
+            .disconnect(now, ReasonCode::NORMAL_DISCONNECTION);
+    }
+
+    fn command(&mut self, now: Instant, c: Command) {
+        match c {
+            Command::Publish { message, done } => {
+                let qos = message.qos;
+                match self.session.publish(now, message) {
+                    Ok(id) => {
+                        self.pending.insert(id, PendingPublish { done, qos });
+                    }
+                    Err(e) => {
+                        self.released += 1;
+                        let _ = done.send(Err(ClientError::Usage(e)));
+                    }
+                }
+            }
+            Command::Subscribe(op) => {
+                let id = if self.sub_ids {
+                    self.router.next_sub_id()
+                } else {
+                    None
+                };
+                let route = self.router.add(&op.filters, id, op.tx.clone());
+                self.send_op(now, Op::Sub(op, route, id));
+            }
+            Command::Unsubscribe(op) => self.send_op(now, Op::Unsub(op)),
+            Command::Listen(l) => self.listeners.push(l),
+            Command::Disconnect(done) => {
+                self.disconnect_waiters.push(done);
+                self.request_stop(now);
+            }
+        }
+    }
+
+    /// Sends a SUBSCRIBE/UNSUBSCRIBE now, or keeps it for the connection.
+    fn send_op(&mut self, now: Instant, op: Op) {
+        if !self.session.is_connected() {
+            self.waiting.push_back(op);
+            return;
+        }
+        match op {
+            Op::Sub(op, route, mut id) => {
+                if !self.sub_ids && id.is_some() {
+                    id = None;
+                    for (f, _) in &op.filters {
+                        self.router.resubscribed(f, None);
+                    }
+                }
+                match self.session.subscribe(now, op.filters.clone(), id) {
+                    Ok(pid) => {
+                        self.subs_inflight.insert(pid, Op::Sub(op, route, id));
+                    }
+                    Err(e) => {
+                        self.router.remove_route(route);
+                        let _ = op.done.send(Err(ClientError::Usage(e)));
+                    }
+                }
+            }
+            Op::Resub(filters, mut id) => {
+                if !self.sub_ids {
+                    id = None;
+                }
+                for (f, _) in &filters {
+                    self.router.resubscribed(f, id);
+                }
+                match self.session.subscribe(now, filters.clone(), id) {
+                    Ok(pid) => {
+                        self.subs_inflight.insert(pid, Op::Resub(filters, id));
+                    }
+                    Err(e) => tracing::warn!("cannot subscribe again: {e}"),
+                }
+            }
+            Op::Unsub(op) => match self.session.unsubscribe(now, op.filters.clone()) {
+                Ok(pid) => {
+                    self.subs_inflight.insert(pid, Op::Unsub(op));
+                }
+                Err(e) => {
+                    let _ = op.done.send(Err(ClientError::Usage(e)));
+                }
+            },
+        }
+    }
+
+    /// Runs one connection until it ends; returns why.
+    async fn run_connection(&mut self, io: Box<dyn Transport>) -> ConnectionError {
+        let now = Instant::now();
+        self.closing = None;
+        if let Err(e) = self.session.connect(now) {
+            tracing::error!("session refused to connect: {e}");
+            return ConnectionError::Closed;
+        }
+        let version = self.options.protocol;
+        let mut decoder = Decoder::with_version(version);
+        decoder.set_max_packet_size(self.options.max_incoming_packet_size);
+        let mut conn = Conn {
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            decoder,
+            encoder: Encoder::new(version),
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            deadline: None,
+            needs_flush: false,
+            end: None,
+        };
+        poll_fn(|cx| self.poll_connection(cx, &mut conn)).await
+    }
+
+    fn poll_connection(&mut self, cx: &mut Context<'_>, c: &mut Conn) -> Poll<ConnectionError> {
+        for _ in 0..MAX_ROUNDS {
+            let now = Instant::now();
+            let mut progress = self.poll_inputs(cx, now);
+
+            // Read and decode everything available.
+            if c.end.is_none() && self.closing.is_none() {
+                if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK / 4 {
+                    c.rbuf.reserve(READ_CHUNK);
+                }
+                match tokio_util::io::poll_read_buf(Pin::new(&mut c.io), cx, &mut c.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        c.end = Some(ConnectionError::Closed);
+                        self.session.connection_lost(now);
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        progress = true;
+                        loop {
+                            match c.decoder.decode(&mut c.rbuf) {
+                                Ok(Some(p)) => self.session.handle_packet(now, p),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::warn!("undecodable packet from the server: {e}");
+                                    self.session.handle_decode_error(now, e);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        c.end = Some(e.into());
+                        self.session.connection_lost(now);
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            // Timers.
+            if c.deadline.is_some() && c.sleep.as_mut().poll(cx).is_ready() {
+                c.deadline = None;
+                self.session.handle_timeout(now);
+                progress = true;
+            }
+
+            // Outputs: packets into the write buffer, events to the
+            // application.
+            if c.end.is_none() {
+                self.pump(now, c);
+            } else {
+                self.pump_events(now);
+            }
+            self.release_permits();
+
+            // Write.
+            while c.end.is_none() && !c.wbuf.is_empty() {
+                match Pin::new(&mut c.io).poll_write(cx, &c.wbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        c.end = Some(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        c.wbuf.advance(n);
+                        self.written_total += n as u64;
+                        c.needs_flush = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => c.end = Some(e.into()),
+                    Poll::Pending => break,
+                }
+            }
+            if c.end.is_none() && c.wbuf.is_empty() && c.needs_flush {
+                match Pin::new(&mut c.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => c.needs_flush = false,
+                    Poll::Ready(Err(e)) => c.end = Some(e.into()),
+                    Poll::Pending => {}
+                }
+            }
+            self.complete_written();
+
+            if let Some(e) = c.end.take() {
+                if self.closing.is_none() {
+                    self.session.connection_lost(now);
+                    self.pump_events(now);
+                }
+                return Poll::Ready(e);
+            }
+            if let Some(reason) = &self.closing {
+                if c.wbuf.is_empty() && !c.needs_flush {
+                    let _ = Pin::new(&mut c.io).poll_shutdown(cx);
+                    return Poll::Ready(reason.clone().into());
+                }
+            }
+
+            // Timer for the session's next deadline.
+            let next = self.session.poll_timeout();
+            if next != c.deadline {
+                if let Some(t) = next {
+                    c.sleep.as_mut().reset(t.into());
+                    progress = true;
+                }
+                c.deadline = next;
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Let other tasks run; come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Encodes every packet the session has to send, and handles its
+    /// events, until both are drained.
+    fn pump(&mut self, now: Instant, c: &mut Conn) {
+        loop {
+            while let Some(p) = self.session.poll_transmit() {
+                match c.encoder.encode(&p, &mut c.wbuf) {
+                    Ok(n) => self.encoded_total += n as u64,
+                    Err(e) => {
+                        tracing::error!("cannot encode {}: {e}", p.packet_type());
+                    }
+                }
+            }
+            if !self.pump_events(now) {
+                return;
+            }
+        }
+    }
+
+    /// Handles the session's events; true if there were any.
+    fn pump_events(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(e) = self.session.poll_event() {
+            any = true;
+            self.on_event(now, e);
+        }
+        any
+    }
+
+    fn emit(&mut self, e: Event) {
+        if !self.listeners.is_empty() {
+            self.listeners.retain_mut(|l| l.send(&e));
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, e: SessionEvent) {
+        if !self.listeners.is_empty() {
+            self.emit(Event::Protocol(e.clone()));
+        }
+        match e {
+            SessionEvent::Delivered { id, reason } => {
+                if let Some(p) = self.pending.get(&id) {
+                    if p.qos == QoS::AtMostOnce {
+                        self.written_waiters.push_back((self.encoded_total, id));
+                        return;
+                    }
+                }
+                let r = if reason.is_error() {
+                    Err(ClientError::Refused(reason))
+                } else {
+                    Ok(reason)
+                };
+                self.finish(id, r);
+            }
+            SessionEvent::Message { message, ack } => {
+                let token = ack.map(|packet_id| {
+                    Arc::new(AckToken {
+                        packet_id,
+                        tx: self.ack_tx.clone(),
+                    })
+                });
+                self.router.dispatch(message, token);
+            }
+            SessionEvent::Dropped { id, reason } => {
+                if reason == DropReason::SessionLost {
+                    if let Some(p) = self.pending.remove(&id) {
+                        self.lost.insert(id, p);
+                    }
+                } else {
+                    self.finish(id, Err(ClientError::Dropped(reason)));
+                }
+            }
+            SessionEvent::Connected {
+                session_present,
+                connack,
+            } => {
+                self.shared.connected.store(true, Ordering::Relaxed);
+                self.sub_ids = self.options.protocol.is_v5()
+                    && connack
+                        .properties
+                        .subscription_identifiers_available
+                        .unwrap_or(true);
+                let attempts = std::mem::take(&mut self.attempts);
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                if self.ever_connected {
+                    self.emit(Event::Reconnected {
+                        session_present,
+                        attempts,
+                    });
+                } else {
+                    self.ever_connected = true;
+                    self.emit(Event::Connected { session_present });
+                }
+                let waiting = std::mem::take(&mut self.waiting);
+                for op in waiting {
+                    self.send_op(now, op);
+                }
+            }
+            SessionEvent::SessionLost {
+                subscriptions,
+                unacknowledged,
+            } => self.session_lost(now, subscriptions, unacknowledged),
+            SessionEvent::SubAck { packet_id, reasons } => {
+                match self.subs_inflight.remove(&packet_id) {
+                    Some(Op::Sub(op, route, _)) => {
+                        for ((f, _), r) in op.filters.iter().zip(&reasons) {
+                            if r.is_error() {
+                                self.router.refused(route, f);
+                            }
+                        }
+                        let _ = op.done.send(Ok(reasons));
+                    }
+                    Some(Op::Resub(filters, _)) => {
+                        for ((f, _), r) in filters.iter().zip(&reasons) {
+                            if r.is_error() {
+                                tracing::warn!("subscribing again to {f} refused: {r:?}");
+                                self.router.remove_filter(f);
+                            }
+                        }
+                    }
+                    Some(op) => {
+                        self.subs_inflight.insert(packet_id, op);
+                    }
+                    None => {}
+                }
+            }
+            SessionEvent::UnsubAck { packet_id, reasons } => {
+                if let Some(Op::Unsub(op)) = self.subs_inflight.remove(&packet_id) {
+                    for f in &op.filters {
+                        self.router.remove_filter(f);
+                    }
+                    let reasons = if reasons.is_empty() {
+                        vec![ReasonCode::Success; op.filters.len()]
+                    } else {
+                        reasons
+                    };
+                    let _ = op.done.send(Ok(reasons));
+                }
+            }
+            SessionEvent::Closed(reason) => {
+                self.shared.connected.store(false, Ordering::Relaxed);
+                self.closing = Some(reason);
+            }
+            _ => {}
+        }
+    }
+
+    /// The server had no session: subscribe again, publish again.
+    fn session_lost(
+        &mut self,
+        now: Instant,
+        subscriptions: Vec<(TopicFilter, SubscriptionOptions)>,
+        unacknowledged: Vec<(MessageId, mqtt_session::Message)>,
+    ) {
+        // One SUBSCRIBE per Subscription Identifier, so that routing by
+        // identifier keeps working.
+        let mut groups: Vec<(Option<SubscriptionId>, Filters)> = Vec::new();
+        let resubscribed = subscriptions.iter().map(|(f, _)| f.clone()).collect();
+        for (f, o) in subscriptions {
+            let id = self.router.sub_id(&f);
+            match groups.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, v)) => v.push((f, o)),
+                None => groups.push((id, vec![(f, o)])),
+            }
+        }
+        for (id, filters) in groups {
+            self.send_op(now, Op::Resub(filters, id));
+        }
+        let mut republished = 0;
+        for (old, message) in unacknowledged {
+            let Some(p) = self.lost.remove(&old) else {
+                continue;
+            };
+            if !self.options.republish_on_session_lost {
+                self.released += 1;
+                let _ = p
+                    .done
+                    .send(Err(ClientError::Dropped(DropReason::SessionLost)));
+                continue;
+            }
+            match self.session.publish(now, message) {
+                Ok(id) => {
+                    republished += 1;
+                    self.pending.insert(id, p);
+                }
+                Err(e) => {
+                    self.released += 1;
+                    let _ = p.done.send(Err(ClientError::Usage(e)));
+                }
+            }
+        }
+        for (_, p) in self.lost.drain() {
+            self.released += 1;
+            let _ = p
+                .done
+                .send(Err(ClientError::Dropped(DropReason::SessionLost)));
+        }
+        self.emit(Event::SessionLost {
+            resubscribed,
+            republished,
+        });
+    }
+
+    fn finish(&mut self, id: MessageId, r: Result<ReasonCode, ClientError>) {
+        if let Some(p) = self.pending.remove(&id) {
+            self.released += 1;
+            let _ = p.done.send(r);
+        }
+    }
+
+    /// Completes the QoS 0 messages written so far.
+    fn complete_written(&mut self) {
+        while let Some(&(at, id)) = self.written_waiters.front() {
+            if at > self.written_total {
+                break;
+            }
+            self.written_waiters.pop_front();
+            self.finish(id, Ok(ReasonCode::Success));
+        }
+        self.release_permits();
+    }
+
+    fn release_permits(&mut self) {
+        if self.released > 0 {
+            self.shared.permits.add_permits(self.released);
+            self.released = 0;
+        }
+    }
+
+    /// The connection is over: what belonged to it is failed or kept for
+    /// the next one.
+    fn connection_ended(&mut self) {
+        self.shared.connected.store(false, Ordering::Relaxed);
+        let now = Instant::now();
+        self.session.connection_lost(now);
+        while self.session.poll_transmit().is_some() {}
+        self.pump_events(now);
+        // QoS 0 messages encoded but not written are lost.
+        while let Some((_, id)) = self.written_waiters.pop_front() {
+            self.finish(id, Err(ClientError::ConnectionLost));
+        }
+        self.written_total = self.encoded_total;
+        // SUBSCRIBE / UNSUBSCRIBE without an answer are sent again.
+        let mut inflight: Vec<_> = self.subs_inflight.drain().collect();
+        inflight.sort_by_key(|(pid, _)| *pid);
+        for (_, op) in inflight.into_iter().rev() {
+            self.waiting.push_front(op);
+        }
+        self.release_permits();
+    }
+
+    /// The client stops: every request still open fails.
+    fn shutdown(&mut self) {
+        self.shared.connected.store(false, Ordering::Relaxed);
+        self.shared.permits.close();
+        self.cmd_rx.close();
+        while let Ok(c) = self.cmd_rx.try_recv() {
+            match c {
+                Command::Publish { done, .. } => {
+                    let _ = done.send(Err(ClientError::Closed));
+                }
+                Command::Subscribe(op) => {
+                    let _ = op.done.send(Err(ClientError::Closed));
+                }
+                Command::Unsubscribe(op) => {
+                    let _ = op.done.send(Err(ClientError::Closed));
+                }
+                Command::Listen(_) => {}
+                Command::Disconnect(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        for (_, p) in self.pending.drain().chain(self.lost.drain()) {
+            let _ = p.done.send(Err(ClientError::Closed));
+        }
+        let ops = self
+            .waiting
+            .drain(..)
+            .chain(self.subs_inflight.drain().map(|(_, op)| op));
+        for op in ops {
+            match op {
+                Op::Sub(op, ..) => {
+                    let _ = op.done.send(Err(ClientError::Closed));
+                }
+                Op::Unsub(op) => {
+                    let _ = op.done.send(Err(ClientError::Closed));
+                }
+                Op::Resub(..) => {}
+            }
+        }
+        self.router.close_all();
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(ConnectionError::ClosedLocally));
+        }
+        self.emit(Event::Stopped);
+        self.listeners.clear();
+        for d in self.disconnect_waiters.drain(..) {
+            let _ = d.send(());
+        }
+    }
+}
