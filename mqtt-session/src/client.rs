@@ -444,7 +444,12 @@ impl ClientSession {
         let c = &self.config;
         let p = &connack.properties;
         let mut link = Link::new(c.protocol);
-        link.send_window = usize::from(p.receive_maximum.unwrap_or(c.inflight_window).get());
+        // The server's Receive Maximum caps our own window; it does not
+        // replace it.
+        let window = p
+            .receive_maximum
+            .map_or(c.inflight_window, |r| r.min(c.inflight_window));
+        link.send_window = usize::from(window.get());
         link.peer_max_packet = p.maximum_packet_size;
         link.peer_alias_max = p.topic_alias_maximum.unwrap_or(0);
         link.our_alias_max = if c.protocol.is_v5() {

@@ -269,6 +269,25 @@ fn v5_connack_carries_server_capabilities_and_assigned_client_id() {
     );
 }
 
+/// A server Receive Maximum larger than the client's own inflight window
+/// does not widen it: the window is the smaller of the two.
+#[test]
+fn v5_client_window_is_the_smaller_of_its_own_and_the_servers() {
+    let mut s = ServerConfig::default();
+    s.receive_maximum = NonZeroU16::new(50).unwrap();
+    let mut c = client_cfg(ProtocolVersion::V5);
+    c.inflight_window = NonZeroU16::new(2).unwrap();
+    let mut pair = Pair::new(c, s);
+    pair.establish();
+    for p in ["1", "2", "3"] {
+        pair.client
+            .publish(pair.now, msg("t", p, QoS::AtLeastOnce))
+            .unwrap();
+    }
+    assert_eq!(pair.client.state().inflight_len(), 2);
+    assert_eq!(pair.client.state().queued_len(), 1);
+}
+
 /// "The Client MUST NOT send more than Receive Maximum QoS 1 and QoS 2
 /// PUBLISH packets for which it has not received PUBACK, PUBCOMP, or PUBREC
 /// with a Reason Code of 128 or greater from the Server" [MQTT-3.3.4-7]: with
