@@ -566,10 +566,17 @@ impl Driver {
                         return;
                     }
                 }
-                let r = if reason.is_error() {
-                    Err(ClientError::Refused(reason))
-                } else {
-                    Ok(reason)
+                let r = match reason {
+                    // Only a PUBCOMP carries 0x92 (the codec rejects it in
+                    // PUBACK and PUBREC): the server no longer knew the
+                    // packet id of our PUBREL, because it had completed the
+                    // flow and its PUBCOMP was lost with the connection
+                    // before we sent PUBREL again. The message was accepted
+                    // at PUBREC; "this is not an error during recovery"
+                    // (MQTT 5.0, 3.7.2.1).
+                    ReasonCode::PacketIdentifierNotFound => Ok(ReasonCode::Success),
+                    r if r.is_error() => Err(ClientError::Refused(r)),
+                    r => Ok(r),
                 };
                 self.finish(id, r);
             }

@@ -1,22 +1,24 @@
-//! Fault injection: a TCP proxy between the publishing client and Mosquitto
-//! cuts the connection at random moments while 10,000 QoS 1 and 10,000
-//! QoS 2 messages go through to a subscriber. No QoS 1 message may be lost,
-//! no QoS 2 message lost or duplicated, and every publish must complete.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic
 )]
+//! Fault injection: a TCP proxy between the publishing client and the broker
+//! (Mosquitto, or our own `mqtt-broker-core` in-process) cuts the connection
+//! at random moments while 10,000 QoS 1 and 10,000 QoS 2 messages go through
+//! to a subscriber. No QoS 1 message may be lost, no QoS 2 message lost or
+//! duplicated, and every publish must complete.
 
 mod common;
 
 use std::collections::HashMap;
+use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Mosquitto, Proxy};
+use common::{Kind, Proxy, Server};
 use mqtt_client::{
     Client, ClientOptions, Event, Message, ProtocolVersion, QoS, ReasonCode, ReconnectOptions,
     SubscriptionOptions,
@@ -25,9 +27,19 @@ use tokio::time::timeout;
 
 const N: u32 = 10_000;
 
-async fn run(v: ProtocolVersion) {
-    let broker = Mosquitto::with_config("max_queued_messages 0\nmax_inflight_messages 100\n");
-    let proxy = Proxy::start(broker.port).await;
+async fn run(kind: Kind, v: ProtocolVersion) {
+    // The same limits for both: 100 messages in flight to a client, and a
+    // queue behind them that holds the whole run.
+    let broker = Server::with_config(
+        kind,
+        "max_queued_messages 0\nmax_inflight_messages 100\n",
+        |c| {
+            c.max_inflight = NonZeroU16::new(100).unwrap();
+            c.max_queued_messages = usize::MAX;
+        },
+    )
+    .await;
+    let proxy = Proxy::start(broker.port()).await;
     let tag = format!("{v}").replace('.', "");
     let topic1 = format!("fault{tag}/1");
     let topic2 = format!("fault{tag}/2");
@@ -152,12 +164,12 @@ async fn run(v: ProtocolVersion) {
     let counts = collector.await.unwrap();
     let (reconnects, lost) = events_task.await.unwrap();
     println!(
-        "{v}: {} messages in {elapsed:?}, {cuts} cuts, {} connections, {reconnects} reconnections, {lost} sessions lost",
+        "{kind:?} {v}: {} messages in {elapsed:?}, {cuts} cuts, {} connections, {reconnects} reconnections, {lost} sessions lost",
         2 * N,
         proxy.accepted.load(Ordering::Relaxed)
     );
     assert!(cuts >= 10, "the proxy cut the connection only {cuts} times");
-    assert_eq!(lost, 0, "Mosquitto keeps the persistent session");
+    assert_eq!(lost, 0, "{kind:?} keeps the persistent session");
     let missing1: Vec<_> = (0..N).filter(|i| !counts[1].contains_key(i)).collect();
     assert!(missing1.is_empty(), "QoS 1 lost: {missing1:?}");
     let missing2: Vec<_> = (0..N).filter(|i| !counts[2].contains_key(i)).collect();
@@ -165,16 +177,26 @@ async fn run(v: ProtocolVersion) {
     let dup2: Vec<_> = counts[2].iter().filter(|(_, n)| **n > 1).collect();
     assert!(dup2.is_empty(), "QoS 2 duplicated: {dup2:?}");
     let dup1 = counts[1].values().filter(|n| **n > 1).count();
-    println!("{v}: {dup1} QoS 1 duplicates (allowed)");
+    println!("{kind:?} {v}: {dup1} QoS 1 duplicates (allowed)");
     sub.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_cuts_lose_no_qos1_and_duplicate_no_qos2_v5() {
-    run(ProtocolVersion::V5).await;
+    run(Kind::Mosquitto, ProtocolVersion::V5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_cuts_lose_no_qos1_and_duplicate_no_qos2_v311() {
-    run(ProtocolVersion::V3_1_1).await;
+    run(Kind::Mosquitto, ProtocolVersion::V3_1_1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_random_cuts_lose_no_qos1_and_duplicate_no_qos2_v5() {
+    run(Kind::Ours, ProtocolVersion::V5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_random_cuts_lose_no_qos1_and_duplicate_no_qos2_v311() {
+    run(Kind::Ours, ProtocolVersion::V3_1_1).await;
 }

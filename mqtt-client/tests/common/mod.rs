@@ -1,5 +1,7 @@
-//! Test fixtures: a Mosquitto broker started on a free loopback port, and a
-//! TCP proxy that can cut every connection through it.
+//! Test fixtures: the servers the tests run against (a Mosquitto broker
+//! started on a free loopback port, or the workspace's own
+//! `mqtt-broker-core` started in-process), and a TCP proxy that can cut
+//! every connection through it.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener as StdListener;
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mqtt_broker_core::{Broker, Config};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -94,6 +97,78 @@ impl Drop for Mosquitto {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Which server a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Debian's `/usr/sbin/mosquitto`, a child process.
+    Mosquitto,
+    /// `mqtt-broker-core`, in the test's own runtime.
+    Ours,
+}
+
+/// A running server of either [`Kind`], listening on a free 127.0.0.1 port
+/// and stopped on drop.
+pub enum Server {
+    Mosquitto(Mosquitto),
+    Ours { broker: Broker, port: u16 },
+}
+
+impl Server {
+    /// A server with its default settings (for ours: no `$SYS` topics).
+    pub async fn start(kind: Kind) -> Self {
+        Self::with_config(kind, "", |_| {}).await
+    }
+
+    /// A server with `mosquitto` lines of Mosquitto configuration or, for
+    /// ours, the changes `ours` makes to [`Config`]: the same settings
+    /// spelled for each broker.
+    pub async fn with_config(kind: Kind, mosquitto: &str, ours: impl FnOnce(&mut Config)) -> Self {
+        match kind {
+            Kind::Mosquitto => Self::Mosquitto(Mosquitto::with_config(mosquitto)),
+            Kind::Ours => {
+                let mut config = Config::default();
+                config.listeners = vec!["127.0.0.1:0".parse().expect("address")];
+                config.sys_interval = Duration::ZERO;
+                ours(&mut config);
+                let broker = Broker::builder()
+                    .config(config)
+                    .start()
+                    .await
+                    .expect("the broker starts");
+                let port = broker.local_addrs().first().expect("a listener").port();
+                Self::Ours { broker, port }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Mosquitto(_) => Kind::Mosquitto,
+            Self::Ours { .. } => Kind::Ours,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::Mosquitto(m) => m.port,
+            Self::Ours { port, .. } => *port,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port())
+    }
+
+    /// Stops the server: ours sends its DISCONNECTs and waits for the
+    /// connections to close; Mosquitto is killed.
+    pub async fn shutdown(self) {
+        match self {
+            Self::Mosquitto(m) => drop(m),
+            Self::Ours { broker, .. } => broker.shutdown().await,
+        }
     }
 }
 
