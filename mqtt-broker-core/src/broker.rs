@@ -114,16 +114,22 @@ impl BrokerBuilder {
     ///
     /// # Errors
     ///
-    /// A listener cannot be bound, or the store cannot be read.
+    /// An invalid configuration ([`Config::validate`]), a listener that
+    /// cannot be bound, or a store that cannot be read.
     pub async fn start(self) -> io::Result<Broker> {
+        self.config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let counters = Arc::new(Counters::new());
-        let store_tx = match &self.store {
+        let (store_tx, store_task) = match &self.store {
             Some(store) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(store::writer(store.clone(), rx));
-                Some(tx)
+                (
+                    Some(tx),
+                    Some(tokio::spawn(store::writer(store.clone(), rx))),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         let mut state = State::new(
             self.config.session_config(),
@@ -171,6 +177,7 @@ impl BrokerBuilder {
             shared,
             local_addrs,
             tasks,
+            store_task,
             stop: stop_tx,
         })
     }
@@ -206,6 +213,7 @@ pub struct Broker {
     shared: Arc<Shared>,
     local_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    store_task: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -277,8 +285,8 @@ impl Broker {
     /// Stops accepting connections, closes every connection (MQTT 5.0
     /// clients get DISCONNECT 0x8B, Server shutting down), saves the
     /// persistent sessions to the store, and waits up to 5 s for the
-    /// connections to flush.
-    pub async fn shutdown(self) {
+    /// connections to flush and up to 5 s for the store to be written.
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         self.shared.lock().shutdown(Instant::now());
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -287,6 +295,15 @@ impl Broker {
         }
         for t in &self.tasks {
             t.abort();
+        }
+        self.shared.lock().close_store();
+        if let Some(task) = self.store_task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::error!("the store did not finish writing within 5 s");
+            }
         }
     }
 }
@@ -297,6 +314,9 @@ impl Drop for Broker {
         for t in &self.tasks {
             t.abort();
         }
+        // Without the timer task nothing would ever time these out: close
+        // them. The store writer finishes what it was sent, on its own.
+        self.shared.lock().close_connections();
     }
 }
 

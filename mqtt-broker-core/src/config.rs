@@ -93,6 +93,32 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Checks the settings that have no sensible meaning (a limit of zero
+    /// where one is needed, a timeout beyond a day).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        if self.listeners.is_empty() {
+            return Err("no listener".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > DAY {
+            return Err("connect_timeout must be between 1 ms and 1 day".into());
+        }
+        if self.max_pending_bytes < 1024 {
+            return Err("max_pending_bytes must be at least 1024".into());
+        }
+        if self.sys_interval > DAY {
+            return Err("sys_interval must be at most 1 day".into());
+        }
+        Ok(())
+    }
+
     /// The session configuration these settings give.
     pub(crate) fn session_config(&self) -> ServerConfig {
         let mut c = ServerConfig::default();

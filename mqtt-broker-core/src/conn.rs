@@ -37,6 +37,7 @@ enum Ready {
     Write(io::Result<()>),
     Read(io::Result<()>),
     Output,
+    Relief,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<SocketAddr>) {
@@ -50,16 +51,32 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
     let mut closing = false;
     let mut reading = true;
     let mut chunk = READ_MIN;
+    // Congested subscribers this connection's last input was routed to.
+    let mut held: Vec<usize> = Vec::new();
 
     loop {
-        let mut fetch = false;
+        let (mut fetch, mut process) = (false, false);
         // Readiness is polled directly (no stored futures): the task of an
         // idle connection is a few hundred bytes.
-        let (write, read) = (!out.is_empty(), reading && !closing);
+        // Backpressure: while subscribers this connection published to are
+        // congested (and draining), it is not read; it still writes.
+        let held_back = !held.is_empty();
+        let (write, read) = (!out.is_empty(), reading && !closing && !held_back);
         let ready = {
             let notified = notify.notified();
             tokio::pin!(notified);
+            let mut relief = held_back.then(|| {
+                Box::pin(tokio::time::timeout(
+                    PRESSURE_POLL,
+                    shared.drained.notified(),
+                ))
+            });
             std::future::poll_fn(|cx| {
+                if let Some(r) = relief.as_mut() {
+                    if r.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Ready::Relief);
+                    }
+                }
                 if write {
                     if let Poll::Ready(r) = stream.poll_write_ready(cx) {
                         return Poll::Ready(Ready::Write(r));
@@ -111,37 +128,47 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                             chunk = (chunk / 2).max(READ_MIN);
                         }
                         Counters::add(&shared.counters.bytes_received, n as u64);
-                        let (ok, taken) = input(
-                            &shared,
-                            conn,
-                            &mut decoder,
-                            &mut inbuf,
-                            &mut packets,
-                            out.is_empty(),
-                        )
-                        .await;
-                        reading = ok;
-                        if inbuf.is_empty() {
-                            inbuf = BytesMut::new();
-                        }
-                        match taken {
-                            // Taken under the same lock as the input.
-                            Some(o) => {
-                                closing = o.closing;
-                                match o.bytes {
-                                    Some(b) => out = b,
-                                    None if closing => break,
-                                    None => {}
-                                }
-                            }
-                            None => fetch = out.is_empty(),
-                        }
+                        process = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => break,
                 }
             }
             Ready::Output => fetch = true,
+            Ready::Relief => {
+                if !shared.lock().still_congested(Instant::now(), &mut held) {
+                    // Decode what was left when reading stopped.
+                    process = !inbuf.is_empty();
+                }
+            }
+        }
+        if process {
+            let (ok, taken) = input(
+                &shared,
+                conn,
+                &mut decoder,
+                &mut inbuf,
+                &mut packets,
+                &mut held,
+                out.is_empty(),
+            )
+            .await;
+            reading = ok;
+            if inbuf.is_empty() {
+                inbuf = BytesMut::new();
+            }
+            match taken {
+                // Taken under the same lock as the input.
+                Some(o) => {
+                    closing = o.closing;
+                    match o.bytes {
+                        Some(b) => out = b,
+                        None if closing => break,
+                        None => {}
+                    }
+                }
+                None => fetch = out.is_empty(),
+            }
         }
         if fetch {
             let o = shared.lock().output(Instant::now(), conn);
@@ -163,15 +190,18 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Decodes what `inbuf` holds and feeds it to the state, batch by batch.
-/// Returns false once the input is unusable (decode error), and, when
-/// `take` is set, the connection's output taken under the same lock.
+/// Decodes what `inbuf` holds and feeds it to the state, batch by batch,
+/// until a batch meets congested subscribers (listed in `held`; the rest
+/// stays in `inbuf`). Returns false once the input is unusable (decode
+/// error), and, when `take` is set, the connection's output taken under the
+/// same lock.
 async fn input(
     shared: &Shared,
     conn: usize,
     decoder: &mut Decoder,
     inbuf: &mut BytesMut,
     packets: &mut Vec<Packet>,
+    held: &mut Vec<usize>,
     take: bool,
 ) -> (bool, Option<Output>) {
     loop {
@@ -194,32 +224,28 @@ async fn input(
         let failed = error.is_some();
         // Rare (CONNECT, or hooks installed): boxed, so that the state of
         // every idle connection's task stays small.
-        let (hooks, congested, taken) = {
+        let (hooks, taken) = {
             let mut st = shared.lock();
             let now = Instant::now();
             let pending = st.input(now, conn, packets, error);
+            st.take_pressure(held);
             let direct = pending.is_none();
-            let congested = direct && st.congested(now);
-            let taken = (direct && take && !full && !congested).then(|| st.output(now, conn));
+            let taken =
+                (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
             (
                 pending.map(|p| Box::pin(resolve_all(shared, conn, p))),
-                congested,
                 taken,
             )
         };
         if let Some(hooks) = hooks {
             hooks.await;
-        }
-        // Backpressure: while a subscriber this input was routed to is
-        // congested but draining, read no more from this publisher.
-        if congested || (taken.is_none() && shared.lock().congested(Instant::now())) {
-            Box::pin(wait_drained(shared)).await;
+            shared.lock().take_pressure(held);
         }
         if taken.as_ref().is_some_and(|o| o.relieved) {
             shared.drained.notify_waiters();
         }
-        if failed {
-            return (false, taken);
+        if failed || !held.is_empty() {
+            return (!failed, taken);
         }
         if !full {
             if batch < 8 {
@@ -227,15 +253,6 @@ async fn input(
                 *packets = Vec::new();
             }
             return (true, taken);
-        }
-    }
-}
-
-async fn wait_drained(shared: &Shared) {
-    loop {
-        let _ = tokio::time::timeout(PRESSURE_POLL, shared.drained.notified()).await;
-        if !shared.lock().congested(Instant::now()) {
-            return;
         }
     }
 }
@@ -251,7 +268,20 @@ async fn resolve_all(shared: &Shared, conn: usize, first: Pending) {
 async fn resolve(shared: &Shared, conn: usize, pending: Pending) -> Option<Pending> {
     match pending {
         Pending::Connect(info) => {
-            let decision = shared.authenticator.authenticate(&info).await;
+            let mut decision = shared.authenticator.authenticate(&info).await;
+            // The will is published on the client's behalf later: it must be
+            // a topic the client may publish to.
+            if let (Ok(()), Some(a), Some(topic)) =
+                (decision, &shared.authorizer, info.will_topic.as_ref())
+            {
+                let client = crate::hooks::ClientInfo {
+                    client_id: info.client_id.clone(),
+                    username: info.username.clone(),
+                };
+                if !a.authorize_publish(&client, topic).await {
+                    decision = Err(ReasonCode::NotAuthorized);
+                }
+            }
             shared
                 .lock()
                 .connect_decided(Instant::now(), conn, decision)

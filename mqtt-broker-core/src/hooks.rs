@@ -21,6 +21,10 @@ pub struct ConnectInfo {
     pub password: Option<Bytes>,
     /// Protocol version.
     pub protocol: ProtocolVersion,
+    /// The topic of the will, if the client set one (the [`Authorizer`]
+    /// is asked whether the client may publish there before the
+    /// connection is accepted).
+    pub will_topic: Option<TopicName>,
 }
 
 /// A connected client, for the [`Authorizer`] hooks.

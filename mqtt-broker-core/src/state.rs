@@ -22,7 +22,7 @@ use mqtt_session::{
     Accept, CloseReason, Event, Message, ServerConfig, ServerSession, SessionState,
     SubscribeRequest,
 };
-use mqtt_topic::{RetainedIndex, SubscriptionTree, TopicFilter};
+use mqtt_topic::{RetainedIndex, SubscriptionTree, TopicFilter, TopicName};
 use slab::Slab;
 use tokio::sync::{Notify, mpsc};
 
@@ -33,8 +33,9 @@ use crate::store::StoreOp;
 /// Who holds a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum SubKey {
-    /// A client session (index into the session slab).
-    Session(usize),
+    /// A client session: index into the session slab, and the slot's
+    /// generation (a reused index never receives a former owner's messages).
+    Session(usize, u64),
     /// An in-process subscriber (index into the local slab).
     Local(usize),
 }
@@ -46,6 +47,46 @@ pub(crate) struct SubValue {
     id: Option<SubscriptionId>,
 }
 
+/// The subscription tree, with a count of shared subscriptions so that a
+/// broker without any skips their walk.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    tree: SubscriptionTree<SubKey, SubValue>,
+    shared: usize,
+}
+
+impl Subscriptions {
+    fn insert(&mut self, f: &TopicFilter, k: SubKey, v: SubValue) -> Option<SubValue> {
+        let old = self.tree.insert(f, k, v);
+        if old.is_none() && f.is_shared() {
+            self.shared += 1;
+        }
+        old
+    }
+
+    fn remove(&mut self, f: &TopicFilter, k: &SubKey) -> Option<SubValue> {
+        let old = self.tree.remove(f, k);
+        if old.is_some() && f.is_shared() {
+            self.shared = self.shared.saturating_sub(1);
+        }
+        old
+    }
+
+    fn for_each_match(&self, name: &TopicName, f: impl FnMut(&SubKey, &SubValue)) {
+        self.tree.for_each_match(name, f);
+    }
+
+    fn for_each_shared_match(&self, name: &TopicName, f: impl FnMut(&str, &[(SubKey, SubValue)])) {
+        if self.shared > 0 {
+            self.tree.for_each_shared_match(name, f);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tree.len()
+    }
+}
+
 #[derive(Debug)]
 struct Retained {
     message: Message,
@@ -54,6 +95,11 @@ struct Retained {
 
 #[derive(Debug)]
 struct SessionSlot {
+    /// Unique to this slot's occupant (see [`SubKey::Session`]).
+    generation: u64,
+    /// An async hook runs for one of its events: the events behind it wait
+    /// (in order), and the session is not removed meanwhile.
+    hook: bool,
     /// Boxed: the slab grows by doubling, and a session is large.
     session: Box<ServerSession>,
     client_id: Option<Arc<str>>,
@@ -115,17 +161,19 @@ pub(crate) struct State {
     sessions: Slab<SessionSlot>,
     conns: Slab<ConnSlot>,
     by_id: HashMap<Arc<str>, usize>,
-    subs: SubscriptionTree<SubKey, SubValue>,
+    subs: Subscriptions,
     retained: RetainedIndex<Retained>,
     deadlines: BTreeSet<(Instant, usize)>,
     locals: Slab<Local>,
     touched: Vec<usize>,
-    /// Congested connections that publishers wait for (backpressure).
+    /// Congested subscriber sessions that the routing of the current input
+    /// met (backpressure: its connection stops reading until they drain).
     pressure: Vec<usize>,
     scratch: Vec<(SubKey, SubValue)>,
     /// State of the generator that picks shared-subscription members.
     rng: u64,
     next_auto_id: u64,
+    generations: u64,
 }
 
 impl State {
@@ -145,7 +193,7 @@ impl State {
             sessions: Slab::new(),
             conns: Slab::new(),
             by_id: HashMap::new(),
-            subs: SubscriptionTree::new(),
+            subs: Subscriptions::default(),
             retained: RetainedIndex::new(),
             deadlines: BTreeSet::new(),
             locals: Slab::new(),
@@ -154,7 +202,13 @@ impl State {
             scratch: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             next_auto_id: 0,
+            generations: 0,
         }
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
     }
 
     // ----- restoring from a store -------------------------------------------------------------
@@ -167,6 +221,7 @@ impl State {
                 now,
             ));
             let cid: Arc<str> = Arc::from(client_id);
+            let generation = self.next_generation();
             let s = self.sessions.insert(SessionSlot {
                 session,
                 client_id: Some(cid.clone()),
@@ -175,6 +230,8 @@ impl State {
                 deadline: None,
                 counted: false,
                 touched: false,
+                generation,
+                hook: false,
             });
             self.by_id.insert(cid, s);
             self.insert_subscriptions(s);
@@ -200,6 +257,7 @@ impl State {
     /// A new transport: a session awaiting CONNECT, and the connection's slot.
     pub(crate) fn open(&mut self, now: Instant, peer: Option<SocketAddr>) -> (usize, Arc<Notify>) {
         let session = Box::new(ServerSession::new(self.session_config.clone(), now));
+        let generation = self.next_generation();
         let s = self.sessions.insert(SessionSlot {
             session,
             client_id: None,
@@ -208,6 +266,8 @@ impl State {
             deadline: None,
             counted: false,
             touched: false,
+            generation,
+            hook: false,
         });
         let notify = Arc::new(Notify::new());
         let c = self.conns.insert(ConnSlot {
@@ -300,18 +360,31 @@ impl State {
         }
     }
 
-    /// Connections that routing found congested but still moving; empties
-    /// the list of those that are not any more.
-    pub(crate) fn congested(&mut self, now: Instant) -> bool {
-        let (conns, max) = (&self.conns, self.max_pending);
-        self.pressure.retain(|&c| {
-            conns.get(c).is_some_and(|c| {
-                !c.closing
-                    && c.out.len() >= max
-                    && now.saturating_duration_since(c.progress) < STALLED
-            })
+    /// Moves the congested subscribers the last input met into `held`.
+    pub(crate) fn take_pressure(&mut self, held: &mut Vec<usize>) {
+        for s in self.pressure.drain(..) {
+            if !held.contains(&s) {
+                held.push(s);
+            }
+        }
+    }
+
+    /// Whether any subscriber in `held` is still congested and moving;
+    /// forgets those that are not.
+    pub(crate) fn still_congested(&mut self, now: Instant, held: &mut Vec<usize>) -> bool {
+        let (sessions, conns, max) = (&self.sessions, &self.conns, self.max_pending);
+        held.retain(|&s| {
+            sessions
+                .get(s)
+                .and_then(|slot| slot.conn)
+                .and_then(|c| conns.get(c))
+                .is_some_and(|c| {
+                    !c.closing
+                        && c.out.len() >= max
+                        && now.saturating_duration_since(c.progress) < STALLED
+                })
         });
-        !self.pressure.is_empty()
+        !held.is_empty()
     }
 
     /// The transport of `conn` is gone.
@@ -393,6 +466,9 @@ impl State {
                     if let Some(slot) = self.sessions.get_mut(old) {
                         accept.session = Some(slot.session.take_state());
                     }
+                    // The session lives on in the new slot: removing the old
+                    // one must not make the store forget it.
+                    self.by_id.remove(&cid);
                     self.drive(now, old, false);
                     if self.sessions.contains(old) {
                         self.remove_session(old, false);
@@ -441,9 +517,13 @@ impl State {
         message: Message,
         allowed: bool,
     ) -> Option<Pending> {
-        match self.session_of(conn) {
-            Some(s) if allowed => self.route(now, Some(s), message),
-            _ => Counters::add(&self.counters.publish_dropped, 1),
+        // Routed even if the session went away meanwhile (taken over, shut
+        // down): the client was told it was received.
+        if allowed {
+            let from = self.session_of(conn);
+            self.route(now, from, message);
+        } else {
+            Counters::add(&self.counters.publish_dropped, 1);
         }
         self.proceed(now, conn)
     }
@@ -454,8 +534,18 @@ impl State {
     /// an async hook when `hooks` is set.
     fn drive(&mut self, now: Instant, s: usize, hooks: bool) -> Option<Pending> {
         let mut pending = None;
+        if hooks {
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.hook = false;
+            }
+        }
         loop {
             let slot = self.sessions.get_mut(s)?;
+            if slot.hook {
+                // The events behind the one an async hook is deciding wait
+                // for its answer, in order; what is to transmit goes out.
+                break;
+            }
             let Some(event) = slot.session.poll_event() else {
                 break;
             };
@@ -476,9 +566,13 @@ impl State {
                         username: c.username.as_ref().map(|u| u.as_str().to_owned()),
                         password: c.password.clone(),
                         protocol: c.protocol,
+                        will_topic: c.will.as_ref().and_then(|w| {
+                            mqtt_topic::TopicName::try_from(w.topic.as_bytes().clone()).ok()
+                        }),
                     };
                     if hooks {
                         pending = Some(Pending::Connect(info));
+                        slot.hook = true;
                         break;
                     }
                     slot.session.reject(now, ReasonCode::ServerUnavailable);
@@ -487,6 +581,7 @@ impl State {
                     Counters::add(&self.counters.publish_received, 1);
                     if self.authorize && hooks {
                         pending = Some(Pending::Publish(client_info(slot), message));
+                        slot.hook = true;
                         break;
                     }
                     self.route(now, Some(s), message);
@@ -494,14 +589,16 @@ impl State {
                 Event::Subscribe(request) => {
                     if self.authorize && hooks {
                         pending = Some(Pending::Subscribe(client_info(slot), request));
+                        slot.hook = true;
                         break;
                     }
                     let reasons = request.grant_all();
                     self.apply_subscribe(now, s, &request, reasons);
                 }
                 Event::Unsubscribed(filters) => {
+                    let key = SubKey::Session(s, slot.generation);
                     for f in filters {
-                        self.subs.remove(&f, &SubKey::Session(s));
+                        self.subs.remove(&f, &key);
                     }
                 }
                 Event::Will(message) => {
@@ -521,7 +618,7 @@ impl State {
         }
         self.flush_session(s);
         match self.sessions.get(s) {
-            Some(slot) if slot.session.is_ended() => self.remove_session(s, true),
+            Some(slot) if slot.session.is_ended() && !slot.hook => self.remove_session(s, true),
             Some(_) => self.update_deadline(s),
             None => {}
         }
@@ -598,8 +695,9 @@ impl State {
         let Some(slot) = self.sessions.get(s) else {
             return;
         };
+        let key = SubKey::Session(s, slot.generation);
         for (f, _) in slot.session.state().subscriptions() {
-            self.subs.remove(f, &SubKey::Session(s));
+            self.subs.remove(f, &key);
         }
     }
 
@@ -612,7 +710,7 @@ impl State {
                 options: sub.options,
                 id: sub.id,
             };
-            self.subs.insert(f, SubKey::Session(s), v);
+            self.subs.insert(f, SubKey::Session(s, slot.generation), v);
         }
     }
 
@@ -698,7 +796,9 @@ impl State {
                 *rng ^= *rng << 17;
                 let start = usize::try_from(*rng % n.max(1) as u64).unwrap_or(0);
                 let connected = |k: &SubKey| match k {
-                    SubKey::Session(s) => sessions.get(*s).is_some_and(|x| x.conn.is_some()),
+                    SubKey::Session(s, g) => sessions
+                        .get(*s)
+                        .is_some_and(|x| x.generation == *g && x.conn.is_some()),
                     SubKey::Local(_) => true,
                 };
                 let pick = (0..n)
@@ -753,25 +853,32 @@ impl State {
     ) {
         let qos = message.qos.min(sub.options.qos);
         match key {
-            SubKey::Session(s) => {
+            SubKey::Session(s, generation) => {
                 // [MQTT-3.8.3-3]: No Local.
                 if sub.options.no_local && from == Some(s) {
                     return;
                 }
-                let Some(slot) = self.sessions.get_mut(s) else {
+                let Some(slot) = self
+                    .sessions
+                    .get_mut(s)
+                    .filter(|slot| slot.generation == generation)
+                else {
                     return;
                 };
-                let conn = slot.conn.and_then(|c| self.conns.get(c).map(|x| (c, x)));
-                if let Some((c, x)) = conn {
+                let conn = slot.conn.and_then(|c| self.conns.get(c));
+                let moving = conn.is_some_and(|x| {
+                    !x.closing && now.saturating_duration_since(x.progress) < STALLED
+                });
+                if let Some(x) = conn {
                     if x.out.len() >= self.max_pending {
                         // Backpressure: the publisher waits while this
                         // subscriber's buffer drains, unless it is stalled
                         // (or four times over), when QoS 0 is dropped.
-                        let moving = now.saturating_duration_since(x.progress) < STALLED
-                            && x.out.len() < 4 * self.max_pending;
-                        if moving {
-                            if !self.pressure.contains(&c) {
-                                self.pressure.push(c);
+                        if moving && x.out.len() < self.max_pending.saturating_mul(4) {
+                            // Never on itself: its own task must go on
+                            // writing what it reads.
+                            if from != Some(s) && !self.pressure.contains(&s) {
+                                self.pressure.push(s);
                             }
                         } else if qos == QoS::AtMostOnce {
                             Counters::add(&self.counters.publish_dropped, 1);
@@ -779,7 +886,7 @@ impl State {
                         }
                     }
                 }
-                if qos == QoS::AtMostOnce && conn.is_none_or(|(_, x)| x.closing) {
+                if qos == QoS::AtMostOnce && conn.is_none_or(|x| x.closing) {
                     // QoS 0 is for connected clients.
                     Counters::add(&self.counters.publish_dropped, 1);
                     return;
@@ -823,6 +930,7 @@ impl State {
         let Some(slot) = self.sessions.get_mut(s) else {
             return;
         };
+        let key = SubKey::Session(s, slot.generation);
         let granted = match slot.session.suback(now, request, reasons) {
             Ok(g) => g,
             Err(e) => {
@@ -835,9 +943,10 @@ impl State {
                 options: sub.options,
                 id: sub.id,
             };
-            self.subs.insert(&filter, SubKey::Session(s), v);
+            self.subs.insert(&filter, key, v);
             // Retained messages are not sent for shared subscriptions
-            // [MQTT-3.8.4-?]; Retain Handling says when they are [MQTT-3.3.1-9..11].
+            // (MQTT 5.0 section 4.8.2); Retain Handling says when they are
+            // [MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11].
             let send = !filter.is_shared()
                 && match sub.options.retain_handling {
                     RetainHandling::SendOnSubscribe => true,
@@ -845,7 +954,7 @@ impl State {
                     _ => false,
                 };
             if send {
-                self.send_retained(now, SubKey::Session(s), v, &filter);
+                self.send_retained(now, key, v, &filter);
             }
         }
     }
@@ -898,6 +1007,8 @@ impl State {
             self.drive(now, s, false);
         }
         self.flush_touched(now);
+        // Wills are not held back.
+        self.pressure.clear();
     }
 
     // ----- in-process clients -----------------------------------------------------------------
@@ -906,6 +1017,8 @@ impl State {
         Counters::add(&self.counters.publish_received, 1);
         self.route(now, None, message);
         self.flush_touched(now);
+        // In-process publishers are not held back.
+        self.pressure.clear();
     }
 
     pub(crate) fn local_subscribe(
@@ -958,10 +1071,21 @@ impl State {
                 }
             }
         }
+        self.close_connections();
+    }
+
+    /// Every connection flushes what it has and closes.
+    pub(crate) fn close_connections(&mut self) {
         for (_, c) in self.conns.iter_mut() {
             c.closing = true;
             c.notify.notify_one();
         }
+    }
+
+    /// Drops the store channel: the writer ends once it has applied every
+    /// change sent so far.
+    pub(crate) fn close_store(&mut self) {
+        self.store = None;
     }
 
     pub(crate) fn stats(&self) -> Stats {

@@ -764,7 +764,6 @@ async fn memory_store_restores_sessions_and_retained() {
 /// started right after on the same store finds the messages queued for an
 /// offline session even when no connection was open at shutdown.
 #[tokio::test]
-#[ignore = "broker bug: shutdown() does not wait for the store writer task"]
 async fn shutdown_flushes_the_store() {
     let store = Arc::new(MemoryStore::new());
     let (broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
@@ -849,7 +848,6 @@ async fn stored_ids(store: &MemoryStore) -> Vec<String> {
 /// the `Store` documentation says sessions are removed only on clean start
 /// and expiry.
 #[tokio::test]
-#[ignore = "broker bug: resuming a persistent session sends StoreOp::RemoveSession"]
 async fn store_keeps_resumed_session() {
     let store = Arc::new(MemoryStore::new());
     let (broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;

@@ -190,6 +190,7 @@ fn build(args: &Args) -> anyhow::Result<(Config, String)> {
     if let Some(v) = f.outbound_topic_aliases {
         c.outbound_topic_aliases = v;
     }
+    c.validate().map_err(anyhow::Error::msg)?;
     let log = if args.verbose {
         "debug".to_owned()
     } else {
