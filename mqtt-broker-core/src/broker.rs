@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    /// No hook to run at CONNECT (the default authenticator, no
+    /// authorizer): connections are accepted without leaving the lock.
+    pub(crate) open_door: bool,
     /// Woken when a congested connection's buffer is taken for writing.
     pub(crate) drained: tokio::sync::Notify,
 }
@@ -68,6 +71,7 @@ impl Shared {
 pub struct BrokerBuilder {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
+    custom_authenticator: bool,
     authorizer: Option<Arc<dyn Authorizer>>,
     store: Option<Arc<dyn Store>>,
 }
@@ -92,6 +96,7 @@ impl BrokerBuilder {
     /// The authentication hook (default: [`AllowAll`]).
     pub fn authenticator(mut self, a: impl Authenticator) -> Self {
         self.authenticator = Arc::new(a);
+        self.custom_authenticator = true;
         self
     }
 
@@ -154,6 +159,7 @@ impl BrokerBuilder {
             state: Mutex::new(state),
             config: self.config,
             counters,
+            open_door: !self.custom_authenticator && self.authorizer.is_none(),
             authenticator: self.authenticator,
             authorizer: self.authorizer,
             drained: tokio::sync::Notify::new(),
@@ -223,6 +229,7 @@ impl Broker {
         BrokerBuilder {
             config: Config::default(),
             authenticator: Arc::new(AllowAll),
+            custom_authenticator: false,
             authorizer: None,
             store: None,
         }

@@ -36,13 +36,13 @@ const BATCH: usize = 512;
 enum Ready {
     Write(io::Result<()>),
     Read(io::Result<()>),
-    Output,
+    Output(Output),
     Relief,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<SocketAddr>) {
     let _ = stream.set_nodelay(true);
-    let (conn, notify) = shared.lock().open(Instant::now(), peer);
+    let conn = shared.lock().open(Instant::now());
     let mut decoder = Decoder::new();
     decoder.set_max_packet_size(shared.config.max_packet_size);
     let mut inbuf = BytesMut::new();
@@ -55,7 +55,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
     let mut held: Vec<usize> = Vec::new();
 
     loop {
-        let (mut fetch, mut process) = (false, false);
+        let mut process = false;
         // Readiness is polled directly (no stored futures): the task of an
         // idle connection is a few hundred bytes.
         // Backpressure: while subscribers this connection published to are
@@ -63,8 +63,6 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
         let held_back = !held.is_empty();
         let (write, read) = (!out.is_empty(), reading && !closing && !held_back);
         let ready = {
-            let notified = notify.notified();
-            tokio::pin!(notified);
             let mut relief = held_back.then(|| {
                 Box::pin(tokio::time::timeout(
                     PRESSURE_POLL,
@@ -87,8 +85,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                         return Poll::Ready(Ready::Read(r));
                     }
                 }
-                if !write && notified.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Ready::Output);
+                if !write {
+                    // Nothing to write: take what routing encoded for this
+                    // connection, or have it wake this task.
+                    if let Some(o) = shared.lock().poll_output(Instant::now(), conn, cx.waker()) {
+                        return Poll::Ready(Ready::Output(o));
+                    }
                 }
                 Poll::Pending
             })
@@ -106,7 +108,6 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                         if out.is_empty() {
                             // Release the buffer now, not at the next write.
                             out = Bytes::new();
-                            fetch = true;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -130,11 +131,27 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                         Counters::add(&shared.counters.bytes_received, n as u64);
                         process = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // A spurious wake-up must not leave an idle
+                        // connection holding a read buffer.
+                        if inbuf.is_empty() {
+                            inbuf = BytesMut::new();
+                        }
+                    }
                     Err(_) => break,
                 }
             }
-            Ready::Output => fetch = true,
+            Ready::Output(o) => {
+                if o.relieved {
+                    shared.drained.notify_waiters();
+                }
+                closing = o.closing;
+                match o.bytes {
+                    Some(b) => out = b,
+                    None if closing => break,
+                    None => {}
+                }
+            }
             Ready::Relief => {
                 if !shared.lock().still_congested(Instant::now(), &mut held) {
                     // Decode what was left when reading stopped.
@@ -143,16 +160,41 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
             }
         }
         if process {
-            let (ok, taken) = input(
-                &shared,
-                conn,
-                &mut decoder,
-                &mut inbuf,
-                &mut packets,
-                &mut held,
-                out.is_empty(),
-            )
-            .await;
+            let (mut ok, mut taken) = (true, None);
+            loop {
+                // Rare (CONNECT with an authenticator, or an authorizer):
+                // boxed, and built in this block so that only the box
+                // outlives it, keeping the task of an idle connection small.
+                let hook = {
+                    let step = input(
+                        &shared,
+                        conn,
+                        &mut decoder,
+                        &mut inbuf,
+                        &mut packets,
+                        &mut held,
+                        out.is_empty(),
+                    );
+                    ok &= step.ok;
+                    if step.hook.is_none() {
+                        taken = step.taken;
+                    }
+                    step.hook.map(|mut p| {
+                        if let Pending::Connect(info) = &mut p {
+                            info.peer = peer;
+                        }
+                        Box::pin(resolve_all(&shared, conn, p))
+                    })
+                };
+                let Some(hook) = hook else {
+                    break;
+                };
+                hook.await;
+                shared.lock().take_pressure(&mut held);
+                if !ok || !held.is_empty() {
+                    break;
+                }
+            }
             reading = ok;
             if inbuf.is_empty() {
                 inbuf = BytesMut::new();
@@ -167,19 +209,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                         None => {}
                     }
                 }
-                None => fetch = out.is_empty(),
-            }
-        }
-        if fetch {
-            let o = shared.lock().output(Instant::now(), conn);
-            if o.relieved {
-                shared.drained.notify_waiters();
-            }
-            closing = o.closing;
-            if let Some(b) = o.bytes {
-                out = b;
-            } else if closing {
-                break;
+                None => {}
             }
         }
     }
@@ -190,12 +220,21 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// What [`input`] did.
+struct Step {
+    /// False once the input is unusable (decode error).
+    ok: bool,
+    /// The connection's output, taken under the same lock.
+    taken: Option<Output>,
+    /// An async hook to run before the rest of the input.
+    hook: Option<Pending>,
+}
+
 /// Decodes what `inbuf` holds and feeds it to the state, batch by batch,
 /// until a batch meets congested subscribers (listed in `held`; the rest
-/// stays in `inbuf`). Returns false once the input is unusable (decode
-/// error), and, when `take` is set, the connection's output taken under the
-/// same lock.
-async fn input(
+/// stays in `inbuf`) or needs an async hook. When `take` is set, the
+/// connection's output is taken under the same lock.
+fn input(
     shared: &Shared,
     conn: usize,
     decoder: &mut Decoder,
@@ -203,7 +242,7 @@ async fn input(
     packets: &mut Vec<Packet>,
     held: &mut Vec<usize>,
     take: bool,
-) -> (bool, Option<Output>) {
+) -> Step {
     loop {
         let mut error: Option<DecodeError> = None;
         while packets.len() < BATCH {
@@ -217,42 +256,42 @@ async fn input(
             }
         }
         if packets.is_empty() && error.is_none() {
-            return (true, None);
+            return Step {
+                ok: true,
+                taken: None,
+                hook: None,
+            };
         }
         let batch = packets.len();
         let full = batch >= BATCH;
         let failed = error.is_some();
-        // Rare (CONNECT, or hooks installed): boxed, so that the state of
-        // every idle connection's task stays small.
-        let (hooks, taken) = {
+        let (hook, taken) = {
             let mut st = shared.lock();
             let now = Instant::now();
-            let pending = st.input(now, conn, packets, error);
+            let mut pending = st.input(now, conn, packets, error);
+            if shared.open_door && matches!(pending, Some(Pending::Connect(_))) {
+                // No hook to ask: accept without leaving the lock.
+                pending = st.connect_decided(now, conn, Ok(()));
+            }
             st.take_pressure(held);
             let direct = pending.is_none();
             let taken =
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
-            (
-                pending.map(|p| Box::pin(resolve_all(shared, conn, p))),
-                taken,
-            )
+            (pending, taken)
         };
-        if let Some(hooks) = hooks {
-            hooks.await;
-            shared.lock().take_pressure(held);
-        }
         if taken.as_ref().is_some_and(|o| o.relieved) {
             shared.drained.notify_waiters();
         }
-        if failed || !held.is_empty() {
-            return (!failed, taken);
-        }
-        if !full {
+        if hook.is_some() || failed || !held.is_empty() || !full {
             if batch < 8 {
                 // A quiet connection gives the memory of a burst back.
                 *packets = Vec::new();
             }
-            return (true, taken);
+            return Step {
+                ok: !failed,
+                taken,
+                hook,
+            };
         }
     }
 }

@@ -9,7 +9,6 @@
 //! ([`Pending`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,8 @@ use mqtt_session::{
 };
 use mqtt_topic::{RetainedIndex, SubscriptionTree, TopicFilter, TopicName};
 use slab::Slab;
-use tokio::sync::{Notify, mpsc};
+use std::task::Waker;
+use tokio::sync::mpsc;
 
 use crate::hooks::{ClientInfo, ConnectInfo};
 use crate::stats::{Counters, Stats};
@@ -103,7 +103,7 @@ struct SessionSlot {
     /// Boxed: the slab grows by doubling, and a session is large.
     session: Box<ServerSession>,
     client_id: Option<Arc<str>>,
-    username: Option<String>,
+    username: Option<Box<str>>,
     conn: Option<usize>,
     deadline: Option<Instant>,
     counted: bool,
@@ -115,13 +115,22 @@ struct ConnSlot {
     session: Option<usize>,
     out: BytesMut,
     encoder: Encoder,
-    notify: Arc<Notify>,
+    /// The connection task, while it waits for output (see
+    /// [`State::poll_output`]).
+    waker: Option<Waker>,
     closing: bool,
-    peer: Option<SocketAddr>,
     /// When its task last took bytes to write: a connection whose buffer is
     /// full but moving is slow (its publishers wait), one that has not moved
     /// for [`STALLED`] is stalled (QoS 0 to it is dropped).
     progress: Instant,
+}
+
+impl ConnSlot {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
 }
 
 /// See [`ConnSlot::progress`].
@@ -153,7 +162,8 @@ struct Local {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    session_config: ServerConfig,
+    /// Shared by every session.
+    session_config: Arc<ServerConfig>,
     max_pending: usize,
     authorize: bool,
     counters: Arc<Counters>,
@@ -185,7 +195,7 @@ impl State {
         store: Option<mpsc::UnboundedSender<StoreOp>>,
     ) -> Self {
         Self {
-            session_config,
+            session_config: Arc::new(session_config),
             max_pending,
             authorize,
             counters,
@@ -255,7 +265,7 @@ impl State {
     // ----- connections ------------------------------------------------------------------------
 
     /// A new transport: a session awaiting CONNECT, and the connection's slot.
-    pub(crate) fn open(&mut self, now: Instant, peer: Option<SocketAddr>) -> (usize, Arc<Notify>) {
+    pub(crate) fn open(&mut self, now: Instant) -> usize {
         let session = Box::new(ServerSession::new(self.session_config.clone(), now));
         let generation = self.next_generation();
         let s = self.sessions.insert(SessionSlot {
@@ -269,21 +279,20 @@ impl State {
             generation,
             hook: false,
         });
-        let notify = Arc::new(Notify::new());
+
         let c = self.conns.insert(ConnSlot {
             session: Some(s),
             out: BytesMut::new(),
             encoder: Encoder::new(ProtocolVersion::V5),
-            notify: notify.clone(),
+            waker: None,
             closing: false,
-            peer,
             progress: now,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
         }
         self.update_deadline(s);
-        (c, notify)
+        c
     }
 
     fn session_of(&self, conn: usize) -> Option<usize> {
@@ -309,7 +318,7 @@ impl State {
                 slot.session.handle_packet(now, p);
             }
             if let Some(e) = error {
-                tracing::debug!(peer = ?self.conns.get(conn).and_then(|c| c.peer), error = %e, "malformed packet");
+                tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
                 slot.session.handle_decode_error(now, e);
             }
         }
@@ -357,6 +366,26 @@ impl State {
                 closing: true,
                 relieved: false,
             },
+        }
+    }
+
+    /// The output of `conn` if there is any (or it is closing); otherwise
+    /// remembers `waker` to wake its task when there is. Checking and
+    /// registering under the one lock loses no wake-up.
+    pub(crate) fn poll_output(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        waker: &Waker,
+    ) -> Option<Output> {
+        match self.conns.get_mut(conn) {
+            Some(c) if c.out.is_empty() && !c.closing => {
+                if !c.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    c.waker = Some(waker.clone());
+                }
+                None
+            }
+            _ => Some(self.output(now, conn)),
         }
     }
 
@@ -429,7 +458,7 @@ impl State {
                 c.client_id.as_str().to_owned(),
                 c.clean_start,
                 c.protocol.is_v5(),
-                c.username.as_ref().map(|u| u.as_str().to_owned()),
+                c.username.as_ref().map(|u| Box::from(u.as_str())),
             )
         };
         let mut accept = Accept::new();
@@ -556,12 +585,9 @@ impl State {
                         .reject(now, ReasonCode::BadAuthenticationMethod);
                 }
                 Event::Connect(c) => {
-                    let peer = slot
-                        .conn
-                        .and_then(|c| self.conns.get(c))
-                        .and_then(|c| c.peer);
                     let info = ConnectInfo {
-                        peer,
+                        // Filled in by the connection's task.
+                        peer: None,
                         client_id: c.client_id.as_str().to_owned(),
                         username: c.username.as_ref().map(|u| u.as_str().to_owned()),
                         password: c.password.clone(),
@@ -646,7 +672,7 @@ impl State {
             if let Some(conn) = self.conns.get_mut(c) {
                 conn.session = None;
                 conn.closing = true;
-                conn.notify.notify_one();
+                conn.wake();
             }
         }
         if !slot.session.is_ended() {
@@ -686,7 +712,7 @@ impl State {
             if let Some(conn) = self.conns.get_mut(c) {
                 conn.session = None;
                 conn.closing = true;
-                conn.notify.notify_one();
+                conn.wake();
             }
         }
     }
@@ -760,7 +786,7 @@ impl State {
             Counters::add(&self.counters.publish_sent, publishes);
         }
         if was_empty && !conn.out.is_empty() {
-            conn.notify.notify_one();
+            conn.wake();
         }
     }
 
@@ -1078,7 +1104,7 @@ impl State {
     pub(crate) fn close_connections(&mut self) {
         for (_, c) in self.conns.iter_mut() {
             c.closing = true;
-            c.notify.notify_one();
+            c.wake();
         }
     }
 
@@ -1105,6 +1131,6 @@ impl State {
 fn client_info(slot: &SessionSlot) -> ClientInfo {
     ClientInfo {
         client_id: slot.client_id.as_deref().unwrap_or_default().to_owned(),
-        username: slot.username.clone(),
+        username: slot.username.as_deref().map(str::to_owned),
     }
 }

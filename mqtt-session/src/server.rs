@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_codec::{
@@ -168,7 +169,8 @@ struct PendingWill {
 #[derive(Debug)]
 pub struct ServerSession {
     core: Core,
-    config: ServerConfig,
+    /// Shared between the sessions of a broker (see [`new`](Self::new)).
+    config: Arc<ServerConfig>,
     phase: Phase,
     /// The CONNECT, until the broker accepts or rejects it.
     connect: Option<Box<Connect>>,
@@ -183,7 +185,11 @@ pub struct ServerSession {
 impl ServerSession {
     /// A session for a new transport, which must send CONNECT within the
     /// connect timeout.
-    pub fn new(config: ServerConfig, now: Instant) -> Self {
+    ///
+    /// `config` is a [`ServerConfig`], or an `Arc` of one that a broker
+    /// shares between all its sessions (a session is then smaller).
+    pub fn new(config: impl Into<Arc<ServerConfig>>, now: Instant) -> Self {
+        let config = config.into();
         let limits = QueueLimits {
             max_queued: config.max_queued,
             policy: config.queue_policy,
@@ -210,7 +216,11 @@ impl ServerSession {
     /// counting from `now`. Messages published to it are queued (QoS 1/2)
     /// until its client connects and the broker hands the state over with
     /// [`take_state`](Self::take_state).
-    pub fn restore(config: ServerConfig, state: SessionState, now: Instant) -> Self {
+    pub fn restore(
+        config: impl Into<Arc<ServerConfig>>,
+        state: SessionState,
+        now: Instant,
+    ) -> Self {
         let mut s = Self::new(config, now);
         s.core.timers = Default::default();
         s.core.state = state;
