@@ -142,14 +142,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                 }
             }
             Ready::Output(o) => {
-                if o.relieved {
-                    shared.drained.notify_waiters();
-                }
-                closing = o.closing;
-                match o.bytes {
-                    Some(b) => out = b,
-                    None if closing => break,
-                    None => {}
+                if !accept_output(&shared, o, &mut out, &mut closing) {
+                    break;
                 }
             }
             Ready::Relief => {
@@ -199,17 +193,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
             if inbuf.is_empty() {
                 inbuf = BytesMut::new();
             }
-            match taken {
-                // Taken under the same lock as the input.
-                Some(o) => {
-                    closing = o.closing;
-                    match o.bytes {
-                        Some(b) => out = b,
-                        None if closing => break,
-                        None => {}
-                    }
+            // Taken under the same lock as the input.
+            if let Some(o) = taken {
+                if !accept_output(&shared, o, &mut out, &mut closing) {
+                    break;
                 }
-                None => {}
             }
         }
     }
@@ -218,6 +206,22 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
         .counters
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Takes `o` as the bytes to write next; false when the connection is
+/// closing and everything is written.
+fn accept_output(shared: &Shared, o: Output, out: &mut Bytes, closing: &mut bool) -> bool {
+    if o.relieved {
+        shared.drained.notify_waiters();
+    }
+    *closing = o.closing;
+    match o.bytes {
+        Some(b) => {
+            *out = b;
+            true
+        }
+        None => !o.closing,
+    }
 }
 
 /// What [`input`] did.
@@ -279,9 +283,6 @@ fn input(
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
             (pending, taken)
         };
-        if taken.as_ref().is_some_and(|o| o.relieved) {
-            shared.drained.notify_waiters();
-        }
         if hook.is_some() || failed || !held.is_empty() || !full {
             if batch < 8 {
                 // A quiet connection gives the memory of a burst back.
