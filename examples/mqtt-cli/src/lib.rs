@@ -22,7 +22,7 @@ pub struct ConnArgs {
     /// Network port to connect to.
     #[arg(short = 'p', long = "port", default_value_t = 1883)]
     pub port: u16,
-    /// Host, port (and user, password) as a URL: mqtt://[user[:password]@]host[:port][/topic].
+    /// Host, port (and user, password) as a URL: `mqtt://[user[:password]@]host[:port][/topic]`.
     #[arg(short = 'L', long = "url")]
     pub url: Option<String>,
     /// Client identifier. Defaults to the program name and its process id.
