@@ -70,7 +70,12 @@ pub trait Authenticator: Send + Sync + 'static {
 ///
 /// A refused PUBLISH is acknowledged as usual but not routed (it is
 /// counted as dropped); a refused filter gets reason code 0x87 (Not
-/// authorized) in SUBACK (0x80 for 3.1.1).
+/// authorized) in SUBACK (0x80 for 3.1.1). The topic of a client's will is
+/// checked with [`authorize_publish`](Self::authorize_publish) at CONNECT: a
+/// refused one refuses the connection (0x87; 3.1.1 return code 5).
+///
+/// While a hook runs for one packet of a client, that client's later
+/// packets wait, in order.
 #[async_trait]
 pub trait Authorizer: Send + Sync + 'static {
     /// Whether `client` may publish to `topic`.
