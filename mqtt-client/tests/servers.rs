@@ -690,8 +690,8 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
 
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
 /// and `broker::<scenario>` (ours). Attributes written before a scenario's
-/// name apply to its `broker::` case only (e.g. `#[ignore = "broker bug:
-/// ..."]`).
+/// name apply to its `broker::` case only (for example an ignore attribute
+/// naming a broker bug).
 macro_rules! per_server {
     ($($(#[$ours:meta])* $scenario:ident,)*) => {
         mod mosquitto {

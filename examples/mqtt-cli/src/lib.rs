@@ -88,6 +88,31 @@ pub struct ConnArgs {
     pub help: Option<bool>,
 }
 
+/// Runs a tool's `main` future on a current-thread runtime: its exit code,
+/// or the error printed the way `conn` prints errors and exit code 1.
+pub fn run_main(
+    conn: &ConnArgs,
+    main: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(main) {
+        Ok(code) => code,
+        Err(e) => {
+            conn.error(&e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Parses the command line into `T`, grouping the values of each `-D`
 /// (which the derive API flattens); exits with clap's message on errors.
 pub fn parse_args<T: clap::Parser>(conn: impl FnOnce(&mut T) -> &mut ConnArgs) -> T {

@@ -65,23 +65,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = mqtt_cli::parse_args(|c: &mut Cli| &mut c.conn);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(&cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            cli.conn.error(&e);
-            ExitCode::FAILURE
-        }
-    }
+    mqtt_cli::run_main(&cli.conn, async {
+        run(&cli).await.map(|()| ExitCode::SUCCESS)
+    })
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {

@@ -58,23 +58,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = mqtt_cli::parse_args(|c: &mut Cli| &mut c.conn);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(&cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            cli.conn.error(&e);
-            ExitCode::FAILURE
-        }
-    }
+    mqtt_cli::run_main(&cli.conn, run(&cli))
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
