@@ -95,11 +95,11 @@ fn build(p: Pkt) -> Packet {
             p.retain = retain;
             p.dup = dup && q != QoS::AtMostOnce;
             p.packet_id = if q == QoS::AtMostOnce { None } else { PacketId::new(pid.max(1)) };
-            p.properties.topic_alias = alias.and_then(|a| NonZeroU16::new(u16::from(a)));
+            p.properties.to_mut().topic_alias = alias.and_then(|a| NonZeroU16::new(u16::from(a)));
             if empty_topic && p.properties.topic_alias.is_some() {
                 p.topic = Utf8Bytes::new();
             }
-            p.properties.message_expiry_interval = expiry.map(u32::from);
+            p.properties.to_mut().message_expiry_interval = expiry.map(u32::from);
             p.into()
         }
         Pkt::PubAck(id) => PubAck::new(PacketId::new(id.max(1)).unwrap()).into(),
@@ -125,7 +125,7 @@ fn build(p: Pkt) -> Packet {
         Pkt::PingResp => Packet::PingResp,
         Pkt::Disconnect(r, sei) => {
             let mut d = Disconnect::new(ReasonCode::try_from(r).unwrap_or(ReasonCode::Success));
-            d.properties.session_expiry_interval = sei;
+            d.properties.to_mut().session_expiry_interval = sei;
             d.into()
         }
     }

@@ -852,8 +852,14 @@ impl State {
         }
         let mut kept = message.clone();
         kept.qos = message.qos;
-        kept.properties.subscription_identifiers.clear();
-        kept.properties.topic_alias = None;
+        if !kept.properties.subscription_identifiers.is_empty()
+            || kept.properties.topic_alias.is_some()
+        {
+            let p = kept.properties.to_mut();
+            p.subscription_identifiers.clear();
+            p.topic_alias = None;
+            kept.properties.compact();
+        }
         if let Some(store) = &self.store {
             let _ = store.send(StoreOp::SetRetained(Box::new(kept.clone())));
         }
@@ -920,9 +926,13 @@ impl State {
                 let mut m = message.clone();
                 m.qos = qos;
                 m.retain = retained || (sub.options.retain_as_published && message.retain);
-                m.properties.subscription_identifiers.clear();
-                if let Some(id) = sub.id {
-                    m.properties.subscription_identifiers.push(id);
+                // The properties stay shared with every other copy unless
+                // this subscription's identifier must go in them.
+                if sub.id.is_some() || !m.properties.subscription_identifiers.is_empty() {
+                    let p = m.properties.to_mut();
+                    p.subscription_identifiers.clear();
+                    p.subscription_identifiers.extend(sub.id);
+                    m.properties.compact();
                 }
                 if slot.session.publish(now, m).is_err() {
                     Counters::add(&self.counters.publish_dropped, 1);
@@ -995,7 +1005,7 @@ impl State {
                 match Duration::from_secs(u64::from(secs)).checked_sub(age) {
                     Some(left) if !left.is_zero() => {
                         let left = u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX);
-                        m.properties.message_expiry_interval = Some(left);
+                        m.properties.to_mut().message_expiry_interval = Some(left);
                     }
                     _ => {
                         expired.push(name.clone());

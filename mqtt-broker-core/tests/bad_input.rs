@@ -370,14 +370,14 @@ async fn v5_garbage_after_connect() {
     // by default) [MQTT-3.3.2-9]: 0x94 Topic Alias invalid.
     let mut c = Raw::connect(addr, V5, "alias").await;
     let mut p = Publish::new(utf8("a/b"), Bytes::from_static(b"x"));
-    p.properties.topic_alias = NonZeroU16::new(65);
+    p.properties.to_mut().topic_alias = NonZeroU16::new(65);
     c.send(p).await;
     c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
 
     // An empty topic with an alias that was never set: protocol error.
     let mut c = Raw::connect(addr, V5, "alias-unknown").await;
     let mut p = Publish::new(Utf8Bytes::default(), Bytes::from_static(b"x"));
-    p.properties.topic_alias = NonZeroU16::new(3);
+    p.properties.to_mut().topic_alias = NonZeroU16::new(3);
     c.send(p).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 

@@ -399,7 +399,7 @@ async fn max_pending_bytes_qos0_slow_reader() {
         assert!(sent < 4096, "nothing dropped after {sent} messages");
         for _ in 0..64 {
             let mut p = publish_packet("pb/t", &payload, QoS::AtMostOnce, false);
-            p.properties.user_properties =
+            p.properties.to_mut().user_properties =
                 vec![mqtt_codec::UserProperty::new(s("i"), s(&sent.to_string()))];
             publisher.send(p).await;
             sent += 1;
@@ -472,10 +472,10 @@ async fn max_topic_aliases() {
     let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "mt", true)).await;
     assert_eq!(ack.properties.topic_alias_maximum, Some(2));
     let mut p = publish_packet("mt/a", "1", QoS::AtLeastOnce, false);
-    p.properties.topic_alias = Some(nz16(2));
+    p.properties.to_mut().topic_alias = Some(nz16(2));
     c.publish_packet(p).await;
     let mut p = publish_packet("mt/b", "2", QoS::AtLeastOnce, false);
-    p.properties.topic_alias = Some(nz16(3));
+    p.properties.to_mut().topic_alias = Some(nz16(3));
     p.packet_id = Some(pid(100));
     c.send(p).await;
     c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
@@ -490,7 +490,7 @@ async fn max_topic_aliases_zero() {
     let (mut c, ack) = Client::connect_with(addr, connect_packet(V5, "mt0", true)).await;
     assert_eq!(ack.properties.topic_alias_maximum, None);
     let mut p = publish_packet("mt/a", "1", QoS::AtMostOnce, false);
-    p.properties.topic_alias = Some(nz16(1));
+    p.properties.to_mut().topic_alias = Some(nz16(1));
     c.send(p).await;
     c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
 }

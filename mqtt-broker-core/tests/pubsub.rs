@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mqtt_codec::{
-    Packet, PayloadFormat, ProtocolVersion, PubRec, PubRel, Publish, PublishProperties, QoS,
+    Packet, PayloadFormat, Props, ProtocolVersion, PubRec, PubRel, Publish, PublishProperties, QoS,
     ReasonCode, RetainHandling, Subscribe, SubscribeFilter, SubscriptionOptions, UserProperty,
 };
 
@@ -681,7 +681,7 @@ async fn shared_subscriptions_two_groups() {
 
 fn with_expiry(topic: &str, payload: &str, qos: QoS, retain: bool, secs: u32) -> Publish {
     let mut p = publish_packet(topic, payload, qos, retain);
-    p.properties.message_expiry_interval = Some(secs);
+    p.properties.to_mut().message_expiry_interval = Some(secs);
     p
 }
 
@@ -757,7 +757,7 @@ async fn message_expiry_queued_v5() {
 
 fn aliased(topic: &str, payload: &str, alias: u16) -> Publish {
     let mut p = publish_packet(topic, payload, QoS::AtLeastOnce, false);
-    p.properties.topic_alias = Some(nz16(alias));
+    p.properties.to_mut().topic_alias = Some(nz16(alias));
     p
 }
 
@@ -914,7 +914,7 @@ async fn topic_alias_broker_to_client_reset_on_reconnect_v5() {
 
 // ----- properties -----------------------------------------------------------------------------
 
-fn request_properties() -> PublishProperties {
+fn request_properties() -> Props<PublishProperties> {
     let mut props = PublishProperties::default();
     props.payload_format_indicator = Some(PayloadFormat::Utf8);
     props.response_topic = Some(s("reply/to/me"));
@@ -926,7 +926,7 @@ fn request_properties() -> PublishProperties {
         UserProperty::new(s("b"), s("3")),
         UserProperty::new(s("empty"), s("")),
     ];
-    props
+    props.into()
 }
 
 /// Response Topic, Correlation Data, Content Type, Payload Format Indicator
@@ -967,7 +967,7 @@ async fn request_response_and_user_properties_v5() {
         QoS::AtLeastOnce,
         false,
     );
-    reply.properties.correlation_data = got.properties.correlation_data.clone();
+    reply.properties.to_mut().correlation_data = got.properties.correlation_data.clone();
     late.publish_packet(reply).await;
     let r = requester.recv_publish().await;
     assert_eq!(text(&r), "answer");
@@ -993,12 +993,12 @@ async fn v311_to_v5_and_back() {
         v3.publish("mix/to5", "from3", q, false).await;
         let p = v5.recv_publish().await;
         assert_eq!((&*p.topic, text(&p), p.qos), ("mix/to5", "from3", q));
-        assert_eq!(p.properties, PublishProperties::default());
+        assert_eq!(p.properties, Props::none());
         // 5.0 (with properties) -> 3.1.1: the properties cannot be carried
         // and must not leak into the payload.
         let mut pkt = publish_packet("mix/to3", "from5", q, false);
         pkt.properties = request_properties();
-        pkt.properties.message_expiry_interval = Some(3600);
+        pkt.properties.to_mut().message_expiry_interval = Some(3600);
         v5.publish_packet(pkt).await;
         let p = v3.recv_publish().await;
         assert_eq!((&*p.topic, text(&p), p.qos), ("mix/to3", "from5", q));
@@ -1159,7 +1159,7 @@ async fn invalid_publish_refused() {
     }
     let mut c = Client::connect(addr, V5, "ip-sid", true).await;
     let mut p = publish_packet("ip/t", "x", QoS::AtMostOnce, false);
-    p.properties.subscription_identifiers = vec![sub_id(1)];
+    p.properties.to_mut().subscription_identifiers = vec![sub_id(1)];
     c.send(p).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 }

@@ -324,7 +324,7 @@ async fn session_expiry_set_by_disconnect_v5() {
     let (mut sub, _) = Client::connect_v5_persistent(addr, "sd-sub", true, 3600).await;
     sub.subscribe("sd/#", QoS::AtLeastOnce).await;
     let mut d = Disconnect::new(ReasonCode::Success);
-    d.properties.session_expiry_interval = Some(0);
+    d.properties.to_mut().session_expiry_interval = Some(0);
     sub.disconnect_with(d).await;
     let (_sub, ack) = Client::connect_v5_persistent(addr, "sd-sub", false, 3600).await;
     assert!(!ack.session_present);
@@ -337,7 +337,7 @@ async fn session_expiry_shortened_by_disconnect_v5() {
     let (mut sub, _) = Client::connect_v5_persistent(addr, "ss-sub", true, 3600).await;
     sub.subscribe("ss/#", QoS::AtLeastOnce).await;
     let mut d = Disconnect::new(ReasonCode::Success);
-    d.properties.session_expiry_interval = Some(1);
+    d.properties.to_mut().session_expiry_interval = Some(1);
     sub.disconnect_with(d).await;
     let since = Instant::now();
     assert_eq!(broker.stats().clients_total, 1);
@@ -357,7 +357,7 @@ async fn disconnect_cannot_set_expiry_when_connect_had_none_v5() {
     let (_broker, addr) = start_default().await;
     let mut c = Client::connect(addr, V5, "sx-sub", true).await;
     let mut d = Disconnect::new(ReasonCode::Success);
-    d.properties.session_expiry_interval = Some(60);
+    d.properties.to_mut().session_expiry_interval = Some(60);
     c.send(d).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 }

@@ -308,8 +308,9 @@ impl Client {
     /// use mqtt_client::{Message, QoS, UserProperty, Utf8Bytes};
     ///
     /// let mut m = Message::new("jobs/42".parse()?, "payload", QoS::ExactlyOnce, false);
-    /// m.properties.message_expiry_interval = Some(60);
-    /// m.properties.user_properties.push(UserProperty::new(
+    /// let props = m.properties.to_mut();
+    /// props.message_expiry_interval = Some(60);
+    /// props.user_properties.push(UserProperty::new(
     ///     Utf8Bytes::from_static("trace"),
     ///     Utf8Bytes::from_static("abc"),
     /// ));

@@ -276,7 +276,7 @@ mod tests {
 
     fn msg(topic: &str, ids: &[u32]) -> Message {
         let mut m = Message::new(topic.parse().unwrap(), "x", QoS::AtMostOnce, false);
-        m.properties.subscription_identifiers = ids
+        m.properties.to_mut().subscription_identifiers = ids
             .iter()
             .map(|i| SubscriptionId::new(*i).unwrap())
             .collect();

@@ -311,15 +311,15 @@ async fn v5_properties_round_trip(kind: Kind) {
         .await
         .unwrap();
     let mut m = Message::new("v5/x".parse().unwrap(), "{}", QoS::ExactlyOnce, false);
-    m.properties.user_properties = vec![
+    m.properties.to_mut().user_properties = vec![
         UserProperty::new(Utf8Bytes::from_static("k"), Utf8Bytes::from_static("v1")),
         UserProperty::new(Utf8Bytes::from_static("k"), Utf8Bytes::from_static("v2")),
     ];
-    m.properties.content_type = Some(Utf8Bytes::from_static("application/json"));
-    m.properties.response_topic = Some(Utf8Bytes::from_static("v5/reply"));
-    m.properties.correlation_data = Some(Bytes::from_static(b"\x00\x01corr"));
-    m.properties.message_expiry_interval = Some(120);
-    m.properties.payload_format_indicator = Some(mqtt_client::PayloadFormat::Utf8);
+    m.properties.to_mut().content_type = Some(Utf8Bytes::from_static("application/json"));
+    m.properties.to_mut().response_topic = Some(Utf8Bytes::from_static("v5/reply"));
+    m.properties.to_mut().correlation_data = Some(Bytes::from_static(b"\x00\x01corr"));
+    m.properties.to_mut().message_expiry_interval = Some(120);
+    m.properties.to_mut().payload_format_indicator = Some(mqtt_client::PayloadFormat::Utf8);
     assert_eq!(
         publ.publish_message(m.clone()).await.unwrap(),
         ReasonCode::Success
@@ -552,10 +552,16 @@ async fn manual_ack_holds_the_servers_window(kind: Kind) {
         .await
         .unwrap();
     let p = Client::connect(options(&broker, v, "acker")).await.unwrap();
-    for i in 0..4u8 {
-        p.publish("ack", vec![i], QoS::AtLeastOnce, false)
-            .await
-            .unwrap();
+    let publish = |i: u8| {
+        let p = p.clone();
+        async move {
+            p.publish("ack", vec![i], QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..3u8 {
+        publish(i).await;
     }
     let mut a = next(&mut s).await;
     let b = next(&mut s).await;
@@ -563,9 +569,16 @@ async fn manual_ack_holds_the_servers_window(kind: Kind) {
     // Window of 2 full: nothing more until an acknowledgement.
     nothing(&mut s).await;
     a.ack();
-    assert_eq!(next(&mut s).await.payload().as_ref(), &[2]);
+    let third = next(&mut s).await;
+    assert_eq!(third.payload().as_ref(), &[2]);
+    // Full again (b and the third). The fourth message is published only now:
+    // Mosquitto 2.0.11, given one PUBACK while two messages are queued,
+    // sends both and exceeds our Receive Maximum.
+    publish(3).await;
+    nothing(&mut s).await;
     drop(b); // dropping acknowledges too
     assert_eq!(next(&mut s).await.payload().as_ref(), &[3]);
+    drop(third);
     c.disconnect().await.unwrap();
     p.disconnect().await.unwrap();
 }

@@ -124,9 +124,10 @@ fn publish(
     };
     let pkid = if qos == QoS::AtMostOnce { 0 } else { id };
     if props {
-        ours.properties.message_expiry_interval = Some(3600);
-        ours.properties.content_type = Some(s("application/json"));
+        ours.properties.to_mut().message_expiry_interval = Some(3600);
+        ours.properties.to_mut().content_type = Some(s("application/json"));
         ours.properties
+            .to_mut()
             .user_properties
             .push(UserProperty::new(s("trace-id"), s("4bf92f3577b34da6")));
     }

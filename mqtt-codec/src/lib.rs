@@ -43,7 +43,7 @@
 //! let mut publish = Publish::new(Utf8Bytes::from_static("sensors/1/temp"), &b"21.5"[..]);
 //! publish.qos = QoS::AtLeastOnce;
 //! publish.packet_id = PacketId::new(7);
-//! publish.properties.message_expiry_interval = Some(60);
+//! publish.properties.to_mut().message_expiry_interval = Some(60);
 //! let mut wire = BytesMut::new();
 //! Encoder::new(ProtocolVersion::V5).encode(&publish.clone().into(), &mut wire)?;
 //!
@@ -81,7 +81,8 @@ pub use packet::{
 };
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
+    PropertySet, Props, PublishProperties, SubscribeProperties, UnsubscribeProperties,
+    WillProperties,
 };
 pub use reason::ReasonCode;
 pub use types::{

@@ -2,7 +2,9 @@
 //! is not allowed in a packet cannot be built, and is a
 //! [`DecodeError::PropertyNotAllowed`] when received.
 
+use std::fmt;
 use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 use nom::Parser;
@@ -60,6 +62,175 @@ pub mod id {
                 | 0x1F
                 | 0x21..=0x2A
         )
+    }
+}
+
+mod sealed {
+    use bytes::BufMut;
+
+    use crate::error::EncodeError;
+
+    /// Seals [`PropertySet`](super::PropertySet) and carries its wire side,
+    /// which stays inside the crate.
+    pub trait Sealed {
+        fn wire_len(&self) -> Result<usize, EncodeError>;
+        fn wire_put<B: BufMut>(&self, buf: &mut B);
+    }
+}
+
+/// A packet's set of MQTT 5.0 properties (one of the structs of this
+/// module); sealed.
+pub trait PropertySet: sealed::Sealed + Clone + Default + 'static {
+    /// The set with no property, shared.
+    fn empty() -> &'static Self;
+    /// Whether no property is set.
+    fn is_empty(&self) -> bool;
+}
+
+/// Properties kept out of line: one pointer when the packet has none (the
+/// common case, and always at 3.1.1), shared when cloned, copied on write.
+///
+/// A PUBLISH is moved through every queue of a broker, so its properties
+/// (160 bytes inline) would be copied with it on every move; here they cost
+/// 8 bytes. Reading goes through `Deref` (an absent set reads as the empty
+/// one); writing goes through [`to_mut`](Self::to_mut), which allocates the
+/// first time.
+///
+/// ```
+/// use mqtt_codec::{Publish, Utf8Bytes};
+///
+/// let mut p = Publish::new(Utf8Bytes::from_static("a/b"), &b"hi"[..]);
+/// assert!(p.properties.is_empty());
+/// assert_eq!(p.properties.message_expiry_interval, None);
+/// p.properties.to_mut().message_expiry_interval = Some(60);
+/// let copy = p.clone(); // shares the properties
+/// assert_eq!(copy.properties.message_expiry_interval, Some(60));
+/// ```
+pub struct Props<T>(Option<Arc<T>>);
+
+impl<T: PropertySet> Props<T> {
+    /// No properties.
+    pub const fn none() -> Self {
+        Self(None)
+    }
+
+    /// `props`, kept out of line unless empty.
+    pub fn new(props: T) -> Self {
+        if props.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Arc::new(props)))
+        }
+    }
+
+    /// Whether no property is set (without reading an absent block).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(T::is_empty)
+    }
+
+    /// The properties, `None` when none was ever set.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_deref()
+    }
+
+    /// The properties for writing: allocated when absent, copied when
+    /// shared with a clone.
+    pub fn to_mut(&mut self) -> &mut T {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+
+    /// The properties for writing if any is set; never allocates for an
+    /// absent set (but copies a shared one).
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.0.as_mut().map(Arc::make_mut)
+    }
+
+    /// Drops the block if no property is left in it, so that an emptied set
+    /// costs nothing again.
+    pub fn compact(&mut self) {
+        if self.0.as_deref().is_some_and(T::is_empty) {
+            self.0 = None;
+        }
+    }
+
+    /// Takes the properties out, leaving none.
+    pub fn take(&mut self) -> T {
+        self.0
+            .take()
+            .map(|a| Arc::try_unwrap(a).unwrap_or_else(|a| T::clone(&a)))
+            .unwrap_or_default()
+    }
+
+    /// The properties by value.
+    pub fn into_inner(mut self) -> T {
+        self.take()
+    }
+}
+
+impl<T: PropertySet> Props<T> {
+    /// Size of the Property Length and the properties.
+    #[inline]
+    pub(crate) fn encoded_len(&self) -> Result<usize, EncodeError> {
+        match self.0.as_deref() {
+            None => Ok(1),
+            Some(p) => p.wire_len(),
+        }
+    }
+
+    /// Writes the Property Length and the properties.
+    #[inline]
+    pub(crate) fn put<B: BufMut>(&self, buf: &mut B) {
+        match self.0.as_deref() {
+            None => buf.put_u8(0),
+            Some(p) => p.wire_put(buf),
+        }
+    }
+}
+
+impl<T: PropertySet> std::ops::Deref for Props<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(p) => p,
+            None => T::empty(),
+        }
+    }
+}
+
+impl<T> Clone for Props<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Default for Props<T> {
+    #[inline]
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: PropertySet> From<T> for Props<T> {
+    fn from(props: T) -> Self {
+        Self::new(props)
+    }
+}
+
+impl<T: PropertySet + PartialEq> PartialEq for Props<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: PropertySet + Eq> Eq for Props<T> {}
+
+impl<T: PropertySet + fmt::Debug> fmt::Debug for Props<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        T::fmt(self, f)
     }
 }
 
@@ -252,6 +423,32 @@ macro_rules! properties {
         pub struct $name {
             $( $(#[$fdoc])* pub $field: Option<$ty>, )*
             $( $(#[$rdoc])* pub $rfield: Vec<$rty>, )*
+        }
+
+        impl sealed::Sealed for $name {
+            #[inline]
+            fn wire_len(&self) -> Result<usize, EncodeError> {
+                $name::encoded_len(self)
+            }
+
+            #[inline]
+            fn wire_put<B: BufMut>(&self, buf: &mut B) {
+                $name::put(self, buf)
+            }
+        }
+
+        impl PropertySet for $name {
+            fn empty() -> &'static Self {
+                static EMPTY: $name = $name {
+                    $( $field: None, )*
+                    $( $rfield: Vec::new(), )*
+                };
+                &EMPTY
+            }
+
+            fn is_empty(&self) -> bool {
+                $name::is_empty(self)
+            }
         }
 
         impl $name {

@@ -275,11 +275,14 @@ impl Utf8Bytes {
 /// Validates an MQTT UTF-8 Encoded String's content.
 #[inline]
 pub(crate) fn check_utf8(b: &[u8]) -> Result<(), DecodeError> {
-    // A zero byte can only be U+0000 in UTF-8; look for it first (fast path).
+    // A zero byte can only be U+0000 in UTF-8.
     if b.contains(&0) {
         return Err(DecodeError::NullCharacter);
     }
-    std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
+    // Most strings are ASCII, which a word-at-a-time check settles.
+    if !b.is_ascii() {
+        std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
+    }
     Ok(())
 }
 

@@ -1209,7 +1209,7 @@ fn encode_packet_too_large_for_the_peer_maximum() {
 fn encode_5_0_only_fields_at_3_1_1() {
     let not_in = |field| EncodeError::NotInVersion { field, version: E4 };
     let mut p = Publish::new(s("a/b"), Bytes::new());
-    p.properties.message_expiry_interval = Some(10);
+    p.properties.to_mut().message_expiry_interval = Some(10);
     assert_encode_err(E4, p, not_in("properties"));
     let mut c = Connect::new(E4, s("c"));
     c.properties.session_expiry_interval = Some(10);
@@ -1329,7 +1329,7 @@ fn encode_invalid_topic_names() {
     // A topic alias does not make an empty topic valid at 3.1.1, where
     // properties do not exist.
     let mut aliased = empty;
-    aliased.properties.topic_alias = NonZeroU16::new(1);
+    aliased.properties.to_mut().topic_alias = NonZeroU16::new(1);
     let not_in = EncodeError::NotInVersion {
         field: "properties",
         version: E4,
@@ -1347,7 +1347,7 @@ fn encode_authentication_data_without_method() {
     ack.properties.authentication_data = data.clone();
     assert_encode_err(E5, ack, EncodeError::AuthDataWithoutMethod);
     let mut auth = Auth::new(ReasonCode::ContinueAuthentication);
-    auth.properties.authentication_data = data;
+    auth.properties.to_mut().authentication_data = data;
     assert_encode_err(E5, auth, EncodeError::AuthDataWithoutMethod);
 }
 
@@ -1405,7 +1405,7 @@ fn encode_publish_head_then_payload_equals_encode() {
     p.packet_id = Some(pid(9));
     for version in [E4, E5] {
         if version == E5 {
-            p.properties.user_properties = vec![user("k", "v")];
+            p.properties.to_mut().user_properties = vec![user("k", "v")];
         }
         let mut whole = BytesMut::new();
         let n = Encoder::new(version)

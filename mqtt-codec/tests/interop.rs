@@ -155,8 +155,8 @@ fn mosquitto_pub_v5() {
     let c = decode(include_bytes!("fixtures/mosquitto_pub_v5.bin"));
     assert_eq!(c.version, ProtocolVersion::V5);
     let mut p = publish("a/b", b"hello", QoS::AtLeastOnce, 1, true);
-    p.properties.user_properties = vec![user("k", "v")];
-    p.properties.message_expiry_interval = Some(30);
+    p.properties.to_mut().user_properties = vec![user("k", "v")];
+    p.properties.to_mut().message_expiry_interval = Some(30);
     assert_eq!(
         c.packets(),
         [
@@ -209,10 +209,10 @@ fn mosquitto_pub_qos2_v5() {
     let mut connect = Connect::new(ProtocolVersion::V5, s("fixture-qos2"));
     connect.properties.receive_maximum = std::num::NonZeroU16::new(20);
     let mut p = publish("q2/topic", b"exactly once", QoS::ExactlyOnce, 1, false);
-    p.properties.content_type = Some(s("text/plain"));
-    p.properties.payload_format_indicator = Some(PayloadFormat::Utf8);
-    p.properties.correlation_data = Some(Bytes::from_static(b"abc"));
-    p.properties.response_topic = Some(s("reply/here"));
+    p.properties.to_mut().content_type = Some(s("text/plain"));
+    p.properties.to_mut().payload_format_indicator = Some(PayloadFormat::Utf8);
+    p.properties.to_mut().correlation_data = Some(Bytes::from_static(b"abc"));
+    p.properties.to_mut().response_topic = Some(s("reply/here"));
     assert_eq!(
         c.packets(),
         [
@@ -311,7 +311,7 @@ fn paho_v5() {
     connect.will = Some(will);
 
     let with_props = |mut p: Publish| {
-        let props = &mut p.properties;
+        let props = p.properties.to_mut();
         props.payload_format_indicator = Some(PayloadFormat::Utf8);
         props.message_expiry_interval = Some(300);
         props.content_type = Some(s("application/json"));

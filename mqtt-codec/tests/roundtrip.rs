@@ -302,7 +302,7 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     retain,
                     topic,
                     packet_id: has_id.then_some(id),
-                    properties,
+                    properties: properties.into(),
                     payload,
                 })
             },
@@ -408,7 +408,7 @@ fn suback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             Packet::SubAck(SubAck {
                 packet_id,
                 reasons,
-                properties,
+                properties: properties.into(),
             })
         })
 }
@@ -438,7 +438,7 @@ fn unsuback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         Packet::UnsubAck(UnsubAck {
             packet_id,
             reasons,
-            properties,
+            properties: properties.into(),
         })
     })
 }
@@ -455,8 +455,10 @@ fn disconnect(v: ProtocolVersion) -> BoxedStrategy<Packet> {
         });
     v5_only(
         v,
-        (reason(PacketType::Disconnect, v), props)
-            .prop_map(|(reason, properties)| Disconnect { reason, properties }),
+        (reason(PacketType::Disconnect, v), props).prop_map(|(reason, properties)| Disconnect {
+            reason,
+            properties: properties.into(),
+        }),
     )
     .prop_map(Packet::Disconnect)
     .boxed()
@@ -471,8 +473,12 @@ fn auth() -> impl Strategy<Value = Packet> {
         p.user_properties = up;
         p
     });
-    (reason(PacketType::Auth, ProtocolVersion::V5), props)
-        .prop_map(|(reason, properties)| Packet::Auth(Auth { reason, properties }))
+    (reason(PacketType::Auth, ProtocolVersion::V5), props).prop_map(|(reason, properties)| {
+        Packet::Auth(Auth {
+            reason,
+            properties: properties.into(),
+        })
+    })
 }
 
 /// Any packet that is valid at `v`.

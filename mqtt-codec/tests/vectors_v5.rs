@@ -357,11 +357,11 @@ const PUBLISH_USE_ALIAS: &[u8] = &[
 #[test]
 fn publish_with_topic_alias_and_empty_topic() {
     let mut set = Publish::new(s("a/b"), &b"x"[..]);
-    set.properties.topic_alias = Some(nz16(7));
+    set.properties.to_mut().topic_alias = Some(nz16(7));
     assert_vector(V5, PUBLISH_SET_ALIAS, &set.into());
 
     let mut used = Publish::new(s(""), &b"x"[..]);
-    used.properties.topic_alias = Some(nz16(7));
+    used.properties.to_mut().topic_alias = Some(nz16(7));
     assert_vector(V5, PUBLISH_USE_ALIAS, &used.into());
 }
 
@@ -389,7 +389,7 @@ fn publish_properties() -> Publish {
     let mut p = Publish::new(s("a/b"), &b"{}"[..]);
     p.qos = QoS::AtLeastOnce;
     p.packet_id = Some(pid(1));
-    let props = &mut p.properties;
+    let props = p.properties.to_mut();
     props.payload_format_indicator = Some(PayloadFormat::Utf8);
     props.message_expiry_interval = Some(30);
     props.response_topic = Some(s("re/1"));
@@ -456,7 +456,7 @@ const PUBLISH_PROPERTIES_SHUFFLED: &[u8] = &[
 fn publish_properties_in_any_order_keep_the_order_of_each_repeated_kind() {
     // Properties may come in any order; each repeated kind keeps its own.
     let mut expected = publish_properties();
-    expected.properties.subscription_identifiers =
+    expected.properties.to_mut().subscription_identifiers =
         vec![sub_id(128), sub_id(1), sub_id(268_435_455)];
     assert_eq!(
         decode_framed(V5, PUBLISH_PROPERTIES_SHUFFLED),
@@ -774,7 +774,7 @@ fn suback_with_every_kind_of_reason_code() {
             ReasonCode::WildcardSubscriptionsNotSupported,
         ],
     );
-    expected.properties.reason_string = Some(s("ok"));
+    expected.properties.to_mut().reason_string = Some(s("ok"));
     assert_vector(V5, SUBACK_WITH_REASON_STRING, &expected.into());
 
     let failures = SubAck::new(
@@ -851,7 +851,7 @@ fn unsuback_with_reason_codes() {
             ReasonCode::PacketIdentifierInUse,
         ],
     );
-    with_string.properties.reason_string = Some(s("no"));
+    with_string.properties.to_mut().reason_string = Some(s("no"));
     assert_vector(V5, UNSUBACK_WITH_REASON_STRING, &with_string.into());
 }
 
@@ -904,10 +904,10 @@ fn disconnect_short_reason_only_and_full() {
         &Disconnect::new(ReasonCode::DisconnectWithWillMessage).into(),
     );
     let mut full = Disconnect::new(ReasonCode::UseAnotherServer);
-    full.properties.session_expiry_interval = Some(300);
-    full.properties.reason_string = Some(s("bye"));
-    full.properties.server_reference = Some(s("other:1883"));
-    full.properties.user_properties = vec![user("k", "v")];
+    full.properties.to_mut().session_expiry_interval = Some(300);
+    full.properties.to_mut().reason_string = Some(s("bye"));
+    full.properties.to_mut().server_reference = Some(s("other:1883"));
+    full.properties.to_mut().user_properties = vec![user("k", "v")];
     assert_vector(V5, DISCONNECT_FULL, &full.into());
 }
 
@@ -957,13 +957,14 @@ fn auth_short_and_with_method_and_data() {
     assert_vector(V5, AUTH_SHORT, &Auth::new(ReasonCode::Success).into());
 
     let mut cont = Auth::new(ReasonCode::ContinueAuthentication);
-    cont.properties.authentication_method = Some(s("SCRAM"));
-    cont.properties.authentication_data = Some(Bytes::from_static(&[0xDE, 0xAD, 0xBE, 0xEF]));
-    cont.properties.reason_string = Some(s("next"));
+    cont.properties.to_mut().authentication_method = Some(s("SCRAM"));
+    cont.properties.to_mut().authentication_data =
+        Some(Bytes::from_static(&[0xDE, 0xAD, 0xBE, 0xEF]));
+    cont.properties.to_mut().reason_string = Some(s("next"));
     assert_vector(V5, AUTH_CONTINUE, &cont.into());
 
     let mut re = Auth::new(ReasonCode::ReAuthenticate);
-    re.properties.authentication_method = Some(s("SCRAM"));
+    re.properties.to_mut().authentication_method = Some(s("SCRAM"));
     assert_vector(V5, AUTH_REAUTHENTICATE, &re.into());
 }
 

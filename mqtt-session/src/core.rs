@@ -7,8 +7,8 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 use mqtt_codec::{
-    Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
-    Utf8Bytes,
+    Packet, PacketId, Props, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
+    ReasonCode, Utf8Bytes,
 };
 use mqtt_topic::TopicName;
 
@@ -286,7 +286,10 @@ impl Core {
         };
         let topic = resolve_topic(link, &p)?;
         let mut properties = p.properties;
-        properties.topic_alias = None;
+        if properties.topic_alias.is_some() {
+            properties.to_mut().topic_alias = None;
+            properties.compact();
+        }
         let message = Message {
             topic,
             payload: p.payload,
@@ -483,25 +486,29 @@ fn build_publish(
     dup: bool,
 ) -> Option<Publish> {
     let v5 = link.version.is_v5();
+    // Shared with the message: written to (and then copied) only when this
+    // delivery differs.
     let mut properties = if v5 {
         m.properties.clone()
     } else {
-        Default::default()
+        Props::none()
     };
-    properties.topic_alias = None;
-    if v5 && expiry.is_some() {
-        properties.message_expiry_interval = expiry;
+    if properties.topic_alias.is_some() {
+        properties.to_mut().topic_alias = None;
+    }
+    if v5 && expiry.is_some() && properties.message_expiry_interval != expiry {
+        properties.to_mut().message_expiry_interval = expiry;
     }
     let mut topic = Utf8Bytes::try_from(m.topic.clone().into_bytes()).ok()?;
     let mut new_alias = false;
     if v5 && link.use_outbound_aliases && link.peer_alias_max > 0 {
         if let Some(&a) = link.outbound_aliases.get(&m.topic) {
-            properties.topic_alias = std::num::NonZeroU16::new(a);
+            properties.to_mut().topic_alias = std::num::NonZeroU16::new(a);
             topic = Utf8Bytes::new();
         } else if let Ok(n) = u16::try_from(link.outbound_aliases.len() + 1) {
             if n <= link.peer_alias_max {
                 link.outbound_aliases.insert(m.topic.clone(), n);
-                properties.topic_alias = std::num::NonZeroU16::new(n);
+                properties.to_mut().topic_alias = std::num::NonZeroU16::new(n);
                 new_alias = true;
             }
         }

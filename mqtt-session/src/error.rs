@@ -142,6 +142,6 @@ pub enum UsageError {
 /// went wrong as the Reason String.
 pub(crate) fn disconnect_for(e: &ProtocolError) -> mqtt_codec::Disconnect {
     let mut d = mqtt_codec::Disconnect::new(e.reason_code());
-    d.properties.reason_string = mqtt_codec::Utf8Bytes::try_from(e.to_string()).ok();
+    d.properties.to_mut().reason_string = mqtt_codec::Utf8Bytes::try_from(e.to_string()).ok();
     d
 }

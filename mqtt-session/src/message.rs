@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use mqtt_codec::{PublishProperties, QoS};
+use mqtt_codec::{Props, PublishProperties, QoS};
 use mqtt_topic::TopicName;
 
 /// An application message: what a PUBLISH carries, with its topic resolved
@@ -18,10 +18,11 @@ pub struct Message {
     pub qos: QoS,
     /// RETAIN flag.
     pub retain: bool,
-    /// MQTT 5.0 properties. `topic_alias` is managed by the session and
-    /// ignored here; `message_expiry_interval` is counted down while the
-    /// message waits in a queue.
-    pub properties: PublishProperties,
+    /// MQTT 5.0 properties, out of line and shared between copies (see
+    /// [`Props`]). `topic_alias` is managed by the session and ignored here;
+    /// `message_expiry_interval` is counted down while the message waits in
+    /// a queue.
+    pub properties: Props<PublishProperties>,
 }
 
 impl Message {
@@ -32,7 +33,7 @@ impl Message {
             payload: payload.into(),
             qos,
             retain,
-            properties: PublishProperties::default(),
+            properties: Props::none(),
         }
     }
 }

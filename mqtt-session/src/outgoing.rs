@@ -410,10 +410,10 @@ mod tests {
         let now = Instant::now();
         let mut o = Outgoing::default();
         let mut q = queued(&mut o, QoS::ExactlyOnce, now);
-        q.message.properties.message_expiry_interval = Some(10);
+        q.message.properties.to_mut().message_expiry_interval = Some(10);
         o.enqueue(q, 10, QueuePolicy::DropNew);
         let mut q = queued(&mut o, QoS::ExactlyOnce, now);
-        q.message.properties.message_expiry_interval = Some(1);
+        q.message.properties.to_mut().message_expiry_interval = Some(1);
         o.enqueue(q, 10, QueuePolicy::DropNew);
         let later = now + Duration::from_millis(1500);
         let Some(Next::Inflight(pid)) = o.next(later, 10, |_| false) else {

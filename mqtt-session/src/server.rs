@@ -429,7 +429,7 @@ impl ServerSession {
                 payload: w.payload.clone(),
                 qos: w.qos,
                 retain: w.retain,
-                properties,
+                properties: properties.into(),
             };
             let delay =
                 Duration::from_secs(u64::from(w.properties.will_delay_interval.unwrap_or(0)));

@@ -1362,7 +1362,7 @@ fn v5_topic_alias_server_to_client() {
 
 fn aliased(alias: u16, topic: &'static str) -> Publish {
     let mut p = Publish::new(Utf8Bytes::from_static(topic), "x");
-    p.properties.topic_alias = NonZeroU16::new(alias);
+    p.properties.to_mut().topic_alias = NonZeroU16::new(alias);
     p
 }
 
@@ -1496,7 +1496,7 @@ fn v5_message_over_server_maximum_packet_size_is_dropped() {
 
 fn expiring(secs: u32) -> Message {
     let mut m = msg("t", "exp", QoS::AtLeastOnce);
-    m.properties.message_expiry_interval = Some(secs);
+    m.properties.to_mut().message_expiry_interval = Some(secs);
     m
 }
 
@@ -1665,12 +1665,12 @@ fn v5_auth_passes_both_ways() {
     let mut pair = Pair::new(client_cfg(ProtocolVersion::V5), ServerConfig::default());
     pair.establish();
     let mut auth = mqtt_codec::Auth::new(ReasonCode::ReAuthenticate);
-    auth.properties.authentication_method = Some(Utf8Bytes::from_static("SCRAM-SHA-1"));
+    auth.properties.to_mut().authentication_method = Some(Utf8Bytes::from_static("SCRAM-SHA-1"));
     pair.client.auth(pair.now, auth.clone()).unwrap();
     pair.drive();
     assert!(pair.server_events.contains(&Event::Auth(auth.clone())));
     let mut reply = mqtt_codec::Auth::new(ReasonCode::Success);
-    reply.properties.authentication_method = auth.properties.authentication_method.clone();
+    reply.properties.to_mut().authentication_method = auth.properties.authentication_method.clone();
     pair.server.auth(pair.now, reply.clone());
     pair.drive();
     assert!(pair.client_events.contains(&Event::Auth(reply)));

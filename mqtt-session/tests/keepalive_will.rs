@@ -175,7 +175,7 @@ fn expected_will(v: ProtocolVersion) -> Message {
         true,
     );
     if v.is_v5() {
-        m.properties.content_type = Some(Utf8Bytes::from_static("text/plain"));
+        m.properties.to_mut().content_type = Some(Utf8Bytes::from_static("text/plain"));
     }
     m
 }
@@ -715,7 +715,7 @@ fn v5_disconnect_may_change_the_session_expiry() {
         connect(ProtocolVersion::V5, 60, 60, None),
     );
     let mut d = Disconnect::default();
-    d.properties.session_expiry_interval = Some(0);
+    d.properties.to_mut().session_expiry_interval = Some(0);
     srv.feed(d);
     assert_eq!(expired(&srv.events), 1);
 
@@ -724,7 +724,7 @@ fn v5_disconnect_may_change_the_session_expiry() {
         connect(ProtocolVersion::V5, 60, 60, None),
     );
     let mut d = Disconnect::default();
-    d.properties.session_expiry_interval = Some(120);
+    d.properties.to_mut().session_expiry_interval = Some(120);
     srv.feed(d);
     srv.advance(secs(60));
     assert_eq!(expired(&srv.events), 0, "not at the CONNECT's 60 s");
@@ -747,7 +747,7 @@ fn v5_session_expiry_zero_to_non_zero_at_disconnect_is_a_protocol_error() {
         connect(ProtocolVersion::V5, 60, 0, None),
     );
     let mut d = Disconnect::default();
-    d.properties.session_expiry_interval = Some(30);
+    d.properties.to_mut().session_expiry_interval = Some(30);
     srv.feed(d);
     assert_eq!(
         reason_only(&srv.sent),
@@ -840,7 +840,7 @@ fn reason_only(packets: &[Packet]) -> Vec<Packet> {
         .cloned()
         .map(|p| match p {
             Packet::Disconnect(mut d) => {
-                d.properties.reason_string = None;
+                d.properties.to_mut().reason_string = None;
                 Packet::Disconnect(d)
             }
             p => p,

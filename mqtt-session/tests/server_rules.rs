@@ -481,7 +481,7 @@ fn retained_publish_when_retain_unavailable_is_disconnected_with_0x9a() {
 fn v5_publish_with_subscription_identifier_from_client_is_a_protocol_error() {
     let mut srv = Srv::accepted(ServerConfig::default(), ProtocolVersion::V5);
     let mut p = publish(QoS::AtMostOnce, 0);
-    p.properties.subscription_identifiers = vec![SubscriptionId::new(7).unwrap()];
+    p.properties.to_mut().subscription_identifiers = vec![SubscriptionId::new(7).unwrap()];
     srv.feed(p);
     assert_closed_for(
         &srv,
@@ -928,7 +928,7 @@ fn reason_only(packets: &[Packet]) -> Vec<Packet> {
         .cloned()
         .map(|p| match p {
             Packet::Disconnect(mut d) => {
-                d.properties.reason_string = None;
+                d.properties.to_mut().reason_string = None;
                 Packet::Disconnect(d)
             }
             p => p,

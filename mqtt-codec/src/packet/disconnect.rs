@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes};
 use crate::error::EncodeError;
 use crate::packet::ack::reason_code;
 use crate::primitives::PResult;
-use crate::properties::{AuthProperties, DisconnectProperties};
+use crate::properties::{AuthProperties, DisconnectProperties, Props};
 use crate::reason::ReasonCode;
 use crate::types::{PacketType, ProtocolVersion};
 
@@ -17,13 +17,13 @@ macro_rules! reason_packet {
             /// Reason code (0x00 when absent on the wire).
             pub reason: ReasonCode,
             /// Properties (MQTT 5.0).
-            pub properties: $props,
+            pub properties: Props<$props>,
         }
 
         impl $name {
             /// A packet with `reason` and no properties.
             pub fn new(reason: ReasonCode) -> Self {
-                Self { reason, properties: <$props>::default() }
+                Self { reason, properties: Props::none() }
             }
 
             /// "If the Remaining Length is less than 1 the value of 0x00 is
@@ -42,7 +42,7 @@ macro_rules! reason_packet {
                     return Ok((i, Self::new(reason)));
                 }
                 let (i, properties) = <$props>::parse(frame, $ty, i)?;
-                Ok((i, Self { reason, properties }))
+                Ok((i, Self { reason, properties: Props::new(properties) }))
             }
 
             pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {

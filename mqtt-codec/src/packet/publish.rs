@@ -7,7 +7,7 @@ use crate::packet::Packet;
 use crate::primitives::{
     check_response_topic, check_topic_name, field_len, packet_id, put_field, topic_name,
 };
-use crate::properties::PublishProperties;
+use crate::properties::{Props, PublishProperties};
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
 
 /// PUBLISH: an application message.
@@ -26,8 +26,8 @@ pub struct Publish {
     pub topic: Utf8Bytes,
     /// Packet Identifier (QoS 1 and 2).
     pub packet_id: Option<PacketId>,
-    /// PUBLISH properties (MQTT 5.0).
-    pub properties: PublishProperties,
+    /// PUBLISH properties (MQTT 5.0), out of line (see [`Props`]).
+    pub properties: Props<PublishProperties>,
     /// Application payload.
     pub payload: Bytes,
 }
@@ -86,9 +86,10 @@ impl Publish {
             (i, Some(id))
         };
         let (i, properties) = if v.is_v5() {
-            PublishProperties::parse(&frame, PacketType::Publish, i)?
+            let (i, p) = PublishProperties::parse(&frame, PacketType::Publish, i)?;
+            (i, Props::new(p))
         } else {
-            (i, PublishProperties::default())
+            (i, Props::none())
         };
         // [MQTT-4.7.3-1] a topic is at least one character, unless a 5.0
         // Topic Alias stands for it.

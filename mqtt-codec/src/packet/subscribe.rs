@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string, u8};
-use crate::properties::{AckProperties, SubscribeProperties};
+use crate::properties::{AckProperties, Props, SubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, RetainHandling, Utf8Bytes};
 
@@ -171,7 +171,7 @@ pub struct SubAck {
     /// One code per filter.
     pub reasons: Vec<ReasonCode>,
     /// Properties (MQTT 5.0).
-    pub properties: AckProperties,
+    pub properties: Props<AckProperties>,
 }
 
 impl SubAck {
@@ -180,7 +180,7 @@ impl SubAck {
         Self {
             packet_id,
             reasons,
-            properties: AckProperties::default(),
+            properties: Props::none(),
         }
     }
 
@@ -210,7 +210,7 @@ impl SubAck {
             Self {
                 packet_id,
                 reasons,
-                properties,
+                properties: Props::new(properties),
             },
         ))
     }

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes};
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::ack::reason_code;
 use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string};
-use crate::properties::{AckProperties, UnsubscribeProperties};
+use crate::properties::{AckProperties, Props, UnsubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, Utf8Bytes};
 
@@ -98,7 +98,7 @@ pub struct UnsubAck {
     /// One code per filter (MQTT 5.0).
     pub reasons: Vec<ReasonCode>,
     /// Properties (MQTT 5.0).
-    pub properties: AckProperties,
+    pub properties: Props<AckProperties>,
 }
 
 impl UnsubAck {
@@ -107,7 +107,7 @@ impl UnsubAck {
         Self {
             packet_id,
             reasons,
-            properties: AckProperties::default(),
+            properties: Props::none(),
         }
     }
 
@@ -129,7 +129,7 @@ impl UnsubAck {
             Self {
                 packet_id,
                 reasons,
-                properties,
+                properties: Props::new(properties),
             },
         ))
     }

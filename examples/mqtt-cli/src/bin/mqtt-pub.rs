@@ -78,7 +78,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         .options("mqtt-pub", &["connect", "publish", "will"])?;
     let message = |payload: Bytes| {
         let mut m = Message::new(topic.clone(), payload, cli.qos, cli.retain);
-        m.properties = props.publish.clone();
+        m.properties = props.publish.clone().into();
         m
     };
     // Read the payload before connecting: a missing file is not a network
