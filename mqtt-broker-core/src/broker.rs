@@ -373,7 +373,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
                     drop(stream);
                     continue;
                 }
-                tokio::spawn(crate::conn::run(shared.clone(), stream, Some(peer)));
+                tokio::spawn(crate::conn::run(shared.clone(), stream));
             }
             Err(e) => {
                 // Out of file descriptors, or similar: wait a little.

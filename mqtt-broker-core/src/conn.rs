@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -40,7 +39,7 @@ enum Ready {
     Relief,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<SocketAddr>) {
+pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let conn = shared.lock().open(Instant::now());
     let mut decoder = Decoder::new();
@@ -154,8 +153,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
             }
         }
         if process {
-            let (mut ok, mut taken) = (true, None);
-            loop {
+            let mut ok = true;
+            // Not kept across the hook's await: the task stays smaller.
+            let taken = loop {
                 // Rare (CONNECT with an authenticator, or an authorizer):
                 // boxed, and built in this block so that only the box
                 // outlives it, keeping the task of an idle connection small.
@@ -170,25 +170,22 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: Option<Soc
                         out.is_empty(),
                     );
                     ok &= step.ok;
-                    if step.hook.is_none() {
-                        taken = step.taken;
+                    let Some(mut p) = step.hook else {
+                        break step.taken;
+                    };
+                    if let Pending::Connect(info) = &mut p {
+                        // Asked here rather than kept: the task of an idle
+                        // connection stays smaller.
+                        info.peer = stream.peer_addr().ok();
                     }
-                    step.hook.map(|mut p| {
-                        if let Pending::Connect(info) = &mut p {
-                            info.peer = peer;
-                        }
-                        Box::pin(resolve_all(&shared, conn, p))
-                    })
-                };
-                let Some(hook) = hook else {
-                    break;
+                    Box::pin(resolve_all(&shared, conn, p))
                 };
                 hook.await;
                 shared.lock().take_pressure(&mut held);
                 if !ok || !held.is_empty() {
-                    break;
+                    break None;
                 }
-            }
+            };
             reading = ok;
             if inbuf.is_empty() {
                 inbuf = BytesMut::new();

@@ -1144,3 +1144,20 @@ fn client_info(slot: &SessionSlot) -> ClientInfo {
         username: slot.username.as_deref().map(str::to_owned),
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    use std::mem::size_of;
+
+    /// What every idle connection costs in the state (the README's idle
+    /// figure is the sum of these, the task and tokio's registration), and
+    /// what every delivery moves.
+    #[test]
+    fn per_connection_and_per_message_structures_stay_small() {
+        assert!(size_of::<mqtt_session::ServerSession>() <= 480);
+        assert!(size_of::<super::SessionSlot>() <= 88);
+        assert!(size_of::<super::ConnSlot>() <= 96);
+        assert!(size_of::<mqtt_session::Message>() <= 80);
+        assert!(size_of::<mqtt_codec::Packet>() <= 88);
+    }
+}

@@ -33,8 +33,15 @@ pub(crate) struct Link {
     /// The peer's Maximum QoS and Retain Available (CONNACK, client side).
     pub(crate) peer_max_qos: QoS,
     pub(crate) peer_retain_available: bool,
-    pub(crate) inbound_aliases: HashMap<u16, TopicName>,
-    pub(crate) outbound_aliases: HashMap<TopicName, u16>,
+    /// Topic aliases, allocated when the first one is used: most
+    /// connections never use one, and a session stays small.
+    pub(crate) aliases: Option<Box<Aliases>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Aliases {
+    pub(crate) inbound: HashMap<u16, TopicName>,
+    pub(crate) outbound: HashMap<TopicName, u16>,
 }
 
 impl Link {
@@ -49,8 +56,7 @@ impl Link {
             use_outbound_aliases: false,
             peer_max_qos: QoS::ExactlyOnce,
             peer_retain_available: true,
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
+            aliases: None,
         }
     }
 }
@@ -447,13 +453,17 @@ fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolErro
     }
     if p.topic.is_empty() {
         return link
-            .inbound_aliases
-            .get(&a)
+            .aliases
+            .as_ref()
+            .and_then(|x| x.inbound.get(&a))
             .cloned()
             .ok_or(ProtocolError::TopicAliasUnknown(a));
     }
     let topic = parse(&p.topic)?;
-    link.inbound_aliases.insert(a, topic.clone());
+    link.aliases
+        .get_or_insert_default()
+        .inbound
+        .insert(a, topic.clone());
     Ok(topic)
 }
 
@@ -502,12 +512,13 @@ fn build_publish(
     let mut topic = Utf8Bytes::try_from(m.topic.clone().into_bytes()).ok()?;
     let mut new_alias = false;
     if v5 && link.use_outbound_aliases && link.peer_alias_max > 0 {
-        if let Some(&a) = link.outbound_aliases.get(&m.topic) {
+        let aliases = link.aliases.get_or_insert_default();
+        if let Some(&a) = aliases.outbound.get(&m.topic) {
             properties.to_mut().topic_alias = std::num::NonZeroU16::new(a);
             topic = Utf8Bytes::new();
-        } else if let Ok(n) = u16::try_from(link.outbound_aliases.len() + 1) {
+        } else if let Ok(n) = u16::try_from(aliases.outbound.len() + 1) {
             if n <= link.peer_alias_max {
-                link.outbound_aliases.insert(m.topic.clone(), n);
+                aliases.outbound.insert(m.topic.clone(), n);
                 properties.to_mut().topic_alias = std::num::NonZeroU16::new(n);
                 new_alias = true;
             }
@@ -527,8 +538,8 @@ fn build_publish(
             .packet_len(link.version)
             .is_ok_and(|n| n <= max.get() as usize);
         if !fits {
-            if new_alias {
-                link.outbound_aliases.remove(&m.topic);
+            if let (true, Some(aliases)) = (new_alias, link.aliases.as_mut()) {
+                aliases.outbound.remove(&m.topic);
             }
             return None;
         }
