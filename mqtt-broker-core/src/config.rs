@@ -32,8 +32,9 @@ pub struct Config {
     /// Packet Size to MQTT 5.0 clients); a larger one closes the connection
     /// (MQTT 5.0: DISCONNECT 0x95) before its body is read. Default: 1 MiB.
     pub max_packet_size: NonZeroU32,
-    /// QoS 1/2 messages in flight to one client (also capped by its Receive
-    /// Maximum). Default: 1,024.
+    /// QoS 1/2 messages in flight to one client awaiting PUBACK or PUBREC;
+    /// as many QoS 2 flows again may wait for PUBCOMP. A 5.0 client's
+    /// Receive Maximum caps both together. Default: 1,024.
     pub max_inflight: NonZeroU16,
     /// QoS 1/2 messages the broker accepts in flight from one client
     /// (Receive Maximum announced to MQTT 5.0 clients). Default: 1,024.

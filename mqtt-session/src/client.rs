@@ -449,7 +449,7 @@ impl ClientSession {
         let window = p
             .receive_maximum
             .map_or(c.inflight_window, |r| r.min(c.inflight_window));
-        link.send_window = usize::from(window.get());
+        link.send_window = crate::outgoing::Window::flat(usize::from(window.get()));
         link.peer_max_packet = p.maximum_packet_size;
         link.peer_alias_max = p.topic_alias_maximum.unwrap_or(0);
         link.our_alias_max = if c.protocol.is_v5() {

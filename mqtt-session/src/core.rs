@@ -15,7 +15,7 @@ use mqtt_topic::TopicName;
 use crate::error::{ProtocolError, UsageError};
 use crate::event::Event;
 use crate::message::{DropReason, Message, MessageId};
-use crate::outgoing::{Acked, Next, QueuePolicy, Queued, remaining_expiry};
+use crate::outgoing::{Acked, Next, QueuePolicy, Queued, Window, remaining_expiry};
 use crate::state::SessionState;
 use crate::timer::Timers;
 
@@ -24,7 +24,7 @@ use crate::timer::Timers;
 pub(crate) struct Link {
     pub(crate) version: ProtocolVersion,
     /// How many QoS 1/2 messages we may have in flight to the peer.
-    pub(crate) send_window: usize,
+    pub(crate) send_window: Window,
     pub(crate) peer_max_packet: Option<NonZeroU32>,
     pub(crate) peer_alias_max: u16,
     pub(crate) our_alias_max: u16,
@@ -48,7 +48,7 @@ impl Link {
     pub(crate) fn new(version: ProtocolVersion) -> Self {
         Self {
             version,
-            send_window: usize::from(u16::MAX),
+            send_window: Window::flat(usize::from(u16::MAX)),
             peer_max_packet: None,
             peer_alias_max: 0,
             our_alias_max: 0,
@@ -387,7 +387,12 @@ impl Core {
 
     pub(crate) fn handle_pubrec(&mut self, now: Instant, p: PubRec) {
         match self.state.outgoing.pubrec(p.packet_id, p.reason) {
-            Acked::Release => self.send(now, PubRel::new(p.packet_id)),
+            Acked::Release => {
+                self.send(now, PubRel::new(p.packet_id));
+                // The flow may have left the part of the window that holds
+                // up the next message.
+                self.flush(now);
+            }
             Acked::Done(id, reason) => {
                 self.delivered(id, reason);
                 self.flush(now);

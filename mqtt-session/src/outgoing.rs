@@ -57,6 +57,26 @@ pub(crate) enum Acked {
     Unknown,
 }
 
+/// How many QoS 1/2 flows may be open towards the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Flows whose PUBLISH is not acknowledged yet (no PUBACK or PUBREC).
+    pub(crate) unacked: usize,
+    /// All open flows, those waiting for PUBCOMP included (what MQTT 5.0's
+    /// Receive Maximum counts).
+    pub(crate) total: usize,
+}
+
+impl Window {
+    /// One limit for both.
+    pub(crate) fn flat(n: usize) -> Self {
+        Self {
+            unacked: n,
+            total: n,
+        }
+    }
+}
+
 /// What leaves the queue next.
 pub(crate) enum Next {
     /// Send this QoS 0 message.
@@ -75,6 +95,8 @@ pub(crate) struct Outgoing {
     last_pid: u16,
     next_id: u64,
     inflight: HashMap<PacketId, Inflight, PidHash>,
+    /// How many of `inflight` are at [`Stage::Released`].
+    released: usize,
     queue: VecDeque<Queued>,
 }
 
@@ -134,6 +156,12 @@ impl Outgoing {
         self.queue.len()
     }
 
+    /// Whether one more flow fits in `window`.
+    fn has_room(&self, window: Window) -> bool {
+        let unacked = self.inflight.len() - self.released;
+        unacked < window.unacked && self.inflight.len() < window.total
+    }
+
     /// Queues `message`; returns the message that had to be dropped, if any
     /// (the new one, or with [`QueuePolicy::DropOldest`] the oldest).
     pub(crate) fn enqueue(
@@ -184,7 +212,7 @@ impl Outgoing {
         &mut self,
         now: Instant,
         q: Queued,
-        window: usize,
+        window: Window,
         busy: impl Fn(PacketId) -> bool,
     ) -> Result<Next, Queued> {
         if !self.queue.is_empty() || remaining_expiry(&q.message, q.since, now) == Some(0) {
@@ -193,7 +221,7 @@ impl Outgoing {
         if q.message.qos == QoS::AtMostOnce {
             return Ok(Next::Send(q));
         }
-        if self.inflight.len() >= window {
+        if !self.has_room(window) {
             return Err(q);
         }
         let Some(pid) = self.allocate_pid(busy) else {
@@ -212,11 +240,11 @@ impl Outgoing {
     }
 
     /// Takes the next message off the queue if it can be sent now: QoS 0
-    /// always, QoS 1/2 while fewer than `window` are in flight.
+    /// always, QoS 1/2 while `window` has room.
     pub(crate) fn next(
         &mut self,
         now: Instant,
-        window: usize,
+        window: Window,
         busy: impl Fn(PacketId) -> bool,
     ) -> Option<Next> {
         let front = self.queue.front()?;
@@ -226,7 +254,7 @@ impl Outgoing {
         if front.message.qos == QoS::AtMostOnce {
             return self.queue.pop_front().map(Next::Send);
         }
-        if self.inflight.len() >= window {
+        if !self.has_room(window) {
             return None;
         }
         let pid = self.allocate_pid(busy)?;
@@ -270,7 +298,10 @@ impl Outgoing {
                     self.inflight.remove(&pid);
                     Acked::Done(id, reason)
                 } else {
-                    f.stage = Stage::Released;
+                    if f.stage == Stage::Published {
+                        f.stage = Stage::Released;
+                        self.released += 1;
+                    }
                     Acked::Release
                 }
             }
@@ -284,6 +315,7 @@ impl Outgoing {
             Some(f) if f.stage == Stage::Released => {
                 let id = f.id;
                 self.inflight.remove(&pid);
+                self.released = self.released.saturating_sub(1);
                 Acked::Done(id, reason)
             }
             _ => Acked::Unknown,
@@ -292,7 +324,11 @@ impl Outgoing {
 
     /// Forgets the flow of `pid` (a message that could not be sent).
     pub(crate) fn forget(&mut self, pid: PacketId) {
-        self.inflight.remove(&pid);
+        if let Some(f) = self.inflight.remove(&pid) {
+            if f.stage == Stage::Released {
+                self.released = self.released.saturating_sub(1);
+            }
+        }
     }
 
     /// The flows to resume on a new connection, in the order they were first
@@ -316,6 +352,7 @@ impl Outgoing {
 
     /// Empties the inflight table, oldest first; the queue stays.
     pub(crate) fn drain_inflight(&mut self) -> Vec<(MessageId, Message)> {
+        self.released = 0;
         let mut v: Vec<_> = self
             .inflight
             .drain()
@@ -363,14 +400,14 @@ mod tests {
             assert_eq!(o.enqueue(q, usize::MAX, QueuePolicy::DropNew), None);
         }
         let mut seen = std::collections::HashSet::new();
-        while let Some(Next::Inflight(pid)) = o.next(now, usize::MAX, |_| false) {
+        while let Some(Next::Inflight(pid)) = o.next(now, Window::flat(usize::MAX), |_| false) {
             assert!(seen.insert(pid), "{pid} reused");
         }
         assert_eq!(seen.len(), 65_535);
         // One more cannot get an identifier: it stays queued.
         let q = queued(&mut o, QoS::AtLeastOnce, now);
         o.enqueue(q, usize::MAX, QueuePolicy::DropNew);
-        assert!(o.next(now, usize::MAX, |_| false).is_none());
+        assert!(o.next(now, Window::flat(usize::MAX), |_| false).is_none());
         assert_eq!(o.queue_len(), 1);
         // Freeing one identifier lets it through, with that identifier.
         let pid = PacketId::new(77).unwrap();
@@ -378,7 +415,9 @@ mod tests {
             o.puback(pid, ReasonCode::Success),
             Acked::Done(..)
         ));
-        assert!(matches!(o.next(now, usize::MAX, |_| false), Some(Next::Inflight(p)) if p == pid));
+        assert!(
+            matches!(o.next(now, Window::flat(usize::MAX), |_| false), Some(Next::Inflight(p)) if p == pid)
+        );
     }
 
     #[test]
@@ -400,9 +439,12 @@ mod tests {
             Some(1)
         );
         assert!(
-            matches!(o.next(now, 1, |_| false), Some(Next::Inflight(p)) if o.inflight(p).unwrap().id.0 == 2)
+            matches!(o.next(now, Window::flat(1), |_| false), Some(Next::Inflight(p)) if o.inflight(p).unwrap().id.0 == 2)
         );
-        assert!(o.next(now, 1, |_| false).is_none(), "window of 1 is full");
+        assert!(
+            o.next(now, Window::flat(1), |_| false).is_none(),
+            "window of 1 is full"
+        );
     }
 
     #[test]
@@ -416,12 +458,14 @@ mod tests {
         q.message.properties.to_mut().message_expiry_interval = Some(1);
         o.enqueue(q, 10, QueuePolicy::DropNew);
         let later = now + Duration::from_millis(1500);
-        let Some(Next::Inflight(pid)) = o.next(later, 10, |_| false) else {
+        let Some(Next::Inflight(pid)) = o.next(later, Window::flat(10), |_| false) else {
             panic!()
         };
         let f = o.inflight(pid).unwrap();
         assert_eq!(remaining_expiry(&f.message, f.since, later), Some(9));
-        assert!(matches!(o.next(later, 10, |_| false), Some(Next::Expired(q)) if q.id.0 == 2));
+        assert!(
+            matches!(o.next(later, Window::flat(10), |_| false), Some(Next::Expired(q)) if q.id.0 == 2)
+        );
         assert_eq!(
             o.pubcomp(pid, ReasonCode::Success),
             Acked::Unknown,

@@ -16,7 +16,7 @@ use crate::core::{Core, Link, QueueLimits};
 use crate::error::{ProtocolError, UsageError};
 use crate::event::{CloseReason, Event, SubscribeEntry, SubscribeRequest};
 use crate::message::{DropReason, Message, MessageId};
-use crate::outgoing::QueuePolicy;
+use crate::outgoing::{QueuePolicy, Window};
 use crate::state::{SessionState, Subscription};
 use crate::timer::Timer;
 
@@ -34,8 +34,12 @@ pub struct ServerConfig {
     /// Receive Maximum: QoS 1/2 messages the client may have in flight to
     /// us. Default: 1,024.
     pub receive_maximum: NonZeroU16,
-    /// Cap on QoS 1/2 messages in flight to the client, whatever its Receive
-    /// Maximum (and the window for 3.1.1 clients). Default: 1,024.
+    /// Cap on QoS 1/2 PUBLISH in flight to the client awaiting PUBACK or
+    /// PUBREC, whatever its Receive Maximum (and the window for 3.1.1
+    /// clients); as many QoS 2 flows again may wait for PUBCOMP, so that a
+    /// flow past PUBREC does not hold the next message for another round
+    /// trip. A 5.0 client's Receive Maximum caps both together, as the
+    /// specification counts a flow until PUBCOMP. Default: 1,024.
     pub max_inflight: NonZeroU16,
     /// Messages queued per session behind the inflight window or while the
     /// client is away. Default: 10,000.
@@ -366,12 +370,16 @@ impl ServerSession {
         self.core.state.expiry_interval = requested_expiry.min(c.max_session_expiry_interval);
 
         let mut link = Link::new(v);
-        link.send_window = usize::from(
-            cp.receive_maximum
-                .unwrap_or(NonZeroU16::MAX)
-                .min(c.max_inflight)
-                .get(),
-        );
+        // `max_inflight` PUBLISH awaiting PUBACK or PUBREC, and as many
+        // again awaiting PUBCOMP: a QoS 2 flow that is past PUBREC does not
+        // hold up the next message for another round trip. A 5.0 client's
+        // Receive Maximum counts both [MQTT-4.9.0-2].
+        let receive_max = usize::from(cp.receive_maximum.unwrap_or(NonZeroU16::MAX).get());
+        let ours = usize::from(c.max_inflight.get());
+        link.send_window = Window {
+            unacked: ours.min(receive_max),
+            total: ours.saturating_mul(2).min(receive_max),
+        };
         link.peer_max_packet = cp.maximum_packet_size;
         link.peer_alias_max = cp.topic_alias_maximum.unwrap_or(0);
         link.our_alias_max = if v.is_v5() { c.topic_alias_maximum } else { 0 };

@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use mqtt_codec::{
-    Connect, Disconnect, Encoder, Packet, PacketId, PacketType, ProtocolVersion, PubRel, Publish,
-    QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, SubscriptionId, SubscriptionOptions,
-    Unsubscribe, Utf8Bytes,
+    Connect, Disconnect, Encoder, Packet, PacketId, PacketType, ProtocolVersion, PubComp, PubRec,
+    PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, SubscriptionId,
+    SubscriptionOptions, Unsubscribe, Utf8Bytes,
 };
 use mqtt_session::{
     Accept, CloseReason, Event, ProtocolError, ServerConfig, ServerSession, SubscribeRequest,
@@ -534,6 +534,71 @@ fn v5_receive_maximum_exceeded_is_disconnected_with_0x93() {
             .count(),
         3
     );
+}
+
+/// The packets of `sent` as (kind, packet id) pairs, for comparing flows.
+fn flow(sent: &[Packet]) -> Vec<(&'static str, u16)> {
+    sent.iter()
+        .map(|p| match p {
+            Packet::Publish(p) => ("PUBLISH", p.packet_id.map_or(0, PacketId::get)),
+            Packet::PubRel(r) => ("PUBREL", r.packet_id.get()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+/// Hands `n` QoS 2 messages to the session for its client.
+fn publish_qos2(srv: &mut Srv, n: usize) {
+    for i in 0..n {
+        let m = mqtt_session::Message::new(
+            mqtt_topic::TopicName::try_from("t").unwrap(),
+            vec![u8::try_from(i).unwrap()],
+            QoS::ExactlyOnce,
+            false,
+        );
+        srv.s.publish(srv.now, m).unwrap();
+    }
+    srv.drain();
+}
+
+#[test]
+fn v311_outgoing_qos2_flow_frees_its_window_slot_at_pubrec() {
+    let mut cfg = ServerConfig::default();
+    cfg.max_inflight = NonZeroU16::new(2).unwrap();
+    let mut srv = Srv::accepted(cfg, ProtocolVersion::V3_1_1);
+    publish_qos2(&mut srv, 6);
+    assert_eq!(flow(&srv.take_sent()), [("PUBLISH", 1), ("PUBLISH", 2)]);
+    // Past PUBREC a flow no longer holds up the next message...
+    srv.feed(PubRec::new(pid(1)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBREL", 1), ("PUBLISH", 3)]);
+    srv.feed(PubRec::new(pid(2)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBREL", 2), ("PUBLISH", 4)]);
+    // ...but at most `max_inflight` more may wait for PUBCOMP.
+    srv.feed(PubRec::new(pid(3)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBREL", 3)]);
+    srv.feed(PubComp::new(pid(1)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBLISH", 5)]);
+    assert_eq!(srv.s.state().inflight_len(), 4);
+}
+
+#[test]
+fn v5_receive_maximum_counts_outgoing_qos2_flows_until_pubcomp() {
+    let mut cfg = ServerConfig::default();
+    cfg.max_inflight = NonZeroU16::new(2).unwrap();
+    let mut srv = Srv::new(cfg);
+    let mut connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
+    connect.properties.receive_maximum = NonZeroU16::new(2);
+    srv.feed(connect);
+    srv.s.accept(srv.now, Accept::new()).unwrap();
+    srv.drain();
+    srv.take_sent();
+    publish_qos2(&mut srv, 4);
+    assert_eq!(flow(&srv.take_sent()), [("PUBLISH", 1), ("PUBLISH", 2)]);
+    // [MQTT-4.9.0-2]: the send quota comes back with PUBCOMP, not PUBREC.
+    srv.feed(PubRec::new(pid(1)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBREL", 1)]);
+    srv.feed(PubComp::new(pid(1)));
+    assert_eq!(flow(&srv.take_sent()), [("PUBLISH", 3)]);
 }
 
 // ---------------------------------------------------------------------------
