@@ -153,7 +153,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
             }
         }
         if process {
-            let mut ok = true;
+            let (mut ok, mut woke) = (true, false);
             // Not kept across the hook's await: the task stays smaller.
             let taken = loop {
                 // Rare (CONNECT with an authenticator, or an authorizer):
@@ -170,6 +170,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                         out.is_empty(),
                     );
                     ok &= step.ok;
+                    woke |= step.woke;
                     let Some(mut p) = step.hook else {
                         break step.taken;
                     };
@@ -195,6 +196,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 if !accept_output(&shared, o, &mut out, &mut closing) {
                     break;
                 }
+            }
+            if woke {
+                // Subscribers this input reached write first: their tasks
+                // run next on this thread, and a message is not held back
+                // behind this connection's own acknowledgements.
+                tokio::task::yield_now().await;
             }
         }
     }
@@ -229,6 +236,8 @@ struct Step {
     taken: Option<Output>,
     /// An async hook to run before the rest of the input.
     hook: Option<Pending>,
+    /// Routing gave bytes to other connections' waiting tasks.
+    woke: bool,
 }
 
 /// Decodes what `inbuf` holds and feeds it to the state, batch by batch,
@@ -244,6 +253,7 @@ fn input(
     held: &mut Vec<usize>,
     take: bool,
 ) -> Step {
+    let mut woke = false;
     loop {
         let mut error: Option<DecodeError> = None;
         while packets.len() < BATCH {
@@ -261,6 +271,7 @@ fn input(
                 ok: true,
                 taken: None,
                 hook: None,
+                woke,
             };
         }
         let batch = packets.len();
@@ -275,6 +286,7 @@ fn input(
                 pending = st.connect_decided(now, conn, Ok(()));
             }
             st.take_pressure(held);
+            woke |= st.take_woken();
             let direct = pending.is_none();
             let taken =
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
@@ -289,6 +301,7 @@ fn input(
                 ok: !failed,
                 taken,
                 hook,
+                woke,
             };
         }
     }

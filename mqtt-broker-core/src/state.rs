@@ -126,9 +126,14 @@ struct ConnSlot {
 }
 
 impl ConnSlot {
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
+    /// Wakes the connection's task if it waits; whether it did.
+    fn wake(&mut self) -> bool {
+        match self.waker.take() {
+            Some(w) => {
+                w.wake();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -176,6 +181,9 @@ pub(crate) struct State {
     deadlines: BTreeSet<(Instant, usize)>,
     locals: Slab<Local>,
     touched: Vec<usize>,
+    /// Routing gave bytes to another connection's waiting task since
+    /// [`take_woken`](Self::take_woken).
+    woken: bool,
     /// Congested subscriber sessions that the routing of the current input
     /// met (backpressure: its connection stops reading until they drain).
     pressure: Vec<usize>,
@@ -208,6 +216,7 @@ impl State {
             deadlines: BTreeSet::new(),
             locals: Slab::new(),
             touched: Vec::new(),
+            woken: false,
             pressure: Vec::new(),
             scratch: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -343,6 +352,11 @@ impl State {
         };
         self.flush_touched(now);
         pending
+    }
+
+    /// Whether routing woke another connection's task since the last call.
+    pub(crate) fn take_woken(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
     }
 
     /// The encoded bytes waiting for `conn`'s socket.
@@ -785,8 +799,8 @@ impl State {
             Counters::add(&self.counters.messages_sent, packets);
             Counters::add(&self.counters.publish_sent, publishes);
         }
-        if was_empty && !conn.out.is_empty() {
-            conn.wake();
+        if was_empty && !conn.out.is_empty() && conn.wake() {
+            self.woken = true;
         }
     }
 
