@@ -129,7 +129,7 @@ impl<T: PropertySet> Props<T> {
         self.0.as_deref().is_none_or(T::is_empty)
     }
 
-    /// The properties, `None` when none was ever set.
+    /// The properties, `None` when no block is allocated.
     pub fn get(&self) -> Option<&T> {
         self.0.as_deref()
     }
@@ -718,4 +718,40 @@ pub(crate) fn check_auth(
         return Err(DecodeError::AuthDataWithoutMethod);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod props_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn absent_and_empty_are_equal_and_reads_never_allocate() {
+        let none = Props::<PublishProperties>::none();
+        let mut empty = Props::<PublishProperties>::none();
+        empty.to_mut();
+        assert!(none.get().is_none() && empty.get().is_some());
+        assert_eq!(none, empty);
+        assert!(none.is_empty() && empty.is_empty());
+        assert_eq!(none.message_expiry_interval, None);
+        empty.compact();
+        assert!(empty.get().is_none(), "an emptied block is dropped");
+        assert!(Props::new(PublishProperties::default()).get().is_none());
+    }
+
+    #[test]
+    fn clones_share_until_written() {
+        let mut a = Props::<PublishProperties>::none();
+        a.to_mut().message_expiry_interval = Some(5);
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.get().unwrap(), b.get().unwrap()));
+        b.to_mut().message_expiry_interval = Some(6);
+        assert_eq!(a.message_expiry_interval, Some(5));
+        assert_eq!(b.message_expiry_interval, Some(6));
+        let mut absent = Props::<PublishProperties>::none();
+        assert!(absent.get_mut().is_none(), "get_mut does not allocate");
+        assert_eq!(b.take().message_expiry_interval, Some(6));
+        assert!(b.get().is_none());
+        assert_eq!(a.into_inner().message_expiry_interval, Some(5));
+    }
 }
