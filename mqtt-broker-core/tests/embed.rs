@@ -10,39 +10,25 @@
 //! statistics.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_broker_core::{
     Authenticator, Authorizer, Broker, BrokerBuilder, ClientInfo, Config, ConnectInfo, MemoryStore,
     Message, Store,
 };
-use mqtt_codec::{
-    Connect, Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS, ReasonCode,
-    SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UserProperty, Utf8Bytes,
-};
+use mqtt_codec::{Connect, Packet, ProtocolVersion, Publish, QoS, ReasonCode, UserProperty};
 use mqtt_topic::{TopicFilter, TopicName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
-use ProtocolVersion::{V3_1_1, V5};
+mod common;
+use common::{Client as Raw, TIMEOUT, V3_1_1, V5, connect_packet, s as utf8, wait_until};
 
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-// ----- a small raw client -------------------------------------------------------------------------
-
-fn utf8(s: &str) -> Utf8Bytes {
-    Utf8Bytes::try_from(s).unwrap()
-}
-
-fn pid(n: u16) -> PacketId {
-    PacketId::new(n).unwrap()
-}
+// ----- helpers (the raw client is tests/common's) -------------------------------------------
 
 fn topic(s: &str) -> TopicName {
     s.parse().unwrap()
@@ -63,185 +49,6 @@ async fn start(builder: BrokerBuilder) -> (Broker, SocketAddr) {
     let broker = builder.start().await.unwrap();
     let addr = broker.local_addrs()[0];
     (broker, addr)
-}
-
-fn connect_packet(version: ProtocolVersion, id: &str, clean: bool) -> Connect {
-    let mut c = Connect::new(version, utf8(id));
-    c.clean_start = clean;
-    c.keep_alive = 0;
-    c
-}
-
-/// Polls `cond` until it holds; panics after [`TIMEOUT`].
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A raw MQTT client over TCP.
-struct Raw {
-    stream: TcpStream,
-    version: ProtocolVersion,
-    decoder: Decoder,
-    buf: BytesMut,
-    eof: bool,
-    next: u16,
-}
-
-impl Raw {
-    async fn tcp(addr: SocketAddr, version: ProtocolVersion) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream,
-            version,
-            decoder: Decoder::with_version(version),
-            buf: BytesMut::new(),
-            eof: false,
-            next: 0,
-        }
-    }
-
-    /// Sends `connect`; returns the client and the CONNACK.
-    async fn handshake(addr: SocketAddr, connect: Connect) -> (Self, mqtt_codec::ConnAck) {
-        let mut c = Self::tcp(addr, connect.protocol).await;
-        c.send(connect).await;
-        match c.recv().await {
-            Packet::ConnAck(a) => (c, *a),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-    }
-
-    /// Connects (clean) and asserts success.
-    async fn connect(addr: SocketAddr, version: ProtocolVersion, id: &str) -> Self {
-        let (c, ack) = Self::handshake(addr, connect_packet(version, id, true)).await;
-        assert_eq!(ack.reason, ReasonCode::Success, "{ack:?}");
-        c
-    }
-
-    async fn send(&mut self, p: impl Into<Packet>) {
-        let mut out = BytesMut::new();
-        Encoder::new(self.version)
-            .encode(&p.into(), &mut out)
-            .unwrap();
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    async fn read_packet(&mut self) -> Option<Packet> {
-        loop {
-            if let Some(p) = self.decoder.decode(&mut self.buf).unwrap() {
-                return Some(p);
-            }
-            if self.eof {
-                return None;
-            }
-            match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Packet {
-        match tokio::time::timeout(TIMEOUT, self.read_packet()).await {
-            Ok(Some(p)) => p,
-            Ok(None) => panic!("closed while a packet was expected"),
-            Err(_) => panic!("no packet within {TIMEOUT:?}"),
-        }
-    }
-
-    /// The next packet, a PUBLISH, acknowledged if QoS 1.
-    async fn recv_publish(&mut self) -> Publish {
-        match self.recv().await {
-            Packet::Publish(p) => {
-                if p.qos == QoS::AtLeastOnce {
-                    self.send(PubAck::new(p.packet_id.unwrap())).await;
-                }
-                p
-            }
-            other => panic!("expected PUBLISH, got {other:?}"),
-        }
-    }
-
-    /// Every packet until the broker closes the connection.
-    async fn until_closed(&mut self) -> Vec<Packet> {
-        let mut got = Vec::new();
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.read_packet()).await {
-                Ok(Some(p)) => got.push(p),
-                Ok(None) => return got,
-                Err(_) => panic!("connection not closed; got {got:?}"),
-            }
-        }
-    }
-
-    fn pid(&mut self) -> PacketId {
-        self.next = self.next.checked_add(1).unwrap_or(1);
-        pid(self.next)
-    }
-
-    /// Subscribes to `filters`; returns the SUBACK's reason codes.
-    async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Vec<ReasonCode> {
-        let id = self.pid();
-        let mut s = Subscribe::new(
-            id,
-            utf8(filters[0].0),
-            SubscriptionOptions::new(filters[0].1),
-        );
-        for (f, q) in &filters[1..] {
-            s.filters.push(SubscribeFilter {
-                filter: utf8(f),
-                options: SubscriptionOptions::new(*q),
-            });
-        }
-        self.send(s).await;
-        match self.recv().await {
-            Packet::SubAck(SubAck {
-                packet_id, reasons, ..
-            }) => {
-                assert_eq!(packet_id, id);
-                reasons
-            }
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
-
-    /// Publishes at QoS 0 or 1 (waiting for PUBACK); returns the PUBACK's
-    /// reason (Success for QoS 0).
-    async fn publish(&mut self, p: Publish) -> ReasonCode {
-        let mut p = p;
-        if p.qos == QoS::AtMostOnce {
-            self.send(p).await;
-            self.ping().await;
-            return ReasonCode::Success;
-        }
-        assert_eq!(p.qos, QoS::AtLeastOnce);
-        let id = self.pid();
-        p.packet_id = Some(id);
-        self.send(p).await;
-        match self.recv().await {
-            Packet::PubAck(a) => {
-                assert_eq!(a.packet_id, id);
-                a.reason
-            }
-            other => panic!("expected PUBACK, got {other:?}"),
-        }
-    }
-
-    /// PINGREQ / PINGRESP with nothing else in between.
-    async fn ping(&mut self) {
-        self.send(Packet::PingReq).await;
-        match self.recv().await {
-            Packet::PingResp => {}
-            other => panic!("expected PINGRESP, got {other:?}"),
-        }
-    }
 }
 
 fn publish(t: &str, payload: &'static str, qos: QoS, retain: bool) -> Publish {
@@ -265,14 +72,18 @@ async fn local_recv(sub: &mut mqtt_broker_core::LocalSubscription) -> Message {
 #[tokio::test]
 async fn local_publish_reaches_tcp_clients() {
     let (broker, addr) = start(Broker::builder().config(config())).await;
-    let mut v5 = Raw::connect(addr, V5, "lp-v5").await;
+    let mut v5 = Raw::connect(addr, V5, "lp-v5", true).await;
     assert_eq!(
-        v5.subscribe(&[("emb/#", QoS::AtLeastOnce)]).await,
+        v5.subscribe_many(&[("emb/#", QoS::AtLeastOnce)])
+            .await
+            .reasons,
         [ReasonCode::GrantedQoS1]
     );
-    let mut v3 = Raw::connect(addr, V3_1_1, "lp-v3").await;
+    let mut v3 = Raw::connect(addr, V3_1_1, "lp-v3", true).await;
     assert_eq!(
-        v3.subscribe(&[("emb/+", QoS::AtMostOnce)]).await,
+        v3.subscribe_many(&[("emb/+", QoS::AtMostOnce)])
+            .await
+            .reasons,
         [ReasonCode::Success]
     );
 
@@ -311,8 +122,8 @@ async fn local_publish_reaches_tcp_clients() {
     );
     let p = v3.recv_publish().await;
     assert_eq!(p.topic.as_str(), "emb/props");
-    v5.ping().await;
-    v3.ping().await;
+    v5.expect_nothing().await;
+    v3.expect_nothing().await;
 }
 
 /// TCP publishes reach `broker.subscribe`, with QoS min(published, asked)
@@ -322,10 +133,10 @@ async fn tcp_publish_reaches_local_subscriber() {
     let (broker, addr) = start(Broker::builder().config(config())).await;
     let mut all = broker.subscribe(filter("tcp/#"), QoS::ExactlyOnce);
     let mut one = broker.subscribe(filter("tcp/+/x"), QoS::AtMostOnce);
-    let mut c = Raw::connect(addr, V5, "tp").await;
+    let mut c = Raw::connect(addr, V5, "tp", true).await;
     let mut p = publish("tcp/a/x", "hello", QoS::AtLeastOnce, false);
     p.properties.to_mut().user_properties = vec![UserProperty::new(utf8("from"), utf8("tcp"))];
-    assert_eq!(c.publish(p).await, ReasonCode::Success);
+    assert_eq!(c.publish_acked(p).await, ReasonCode::Success);
     let m = local_recv(&mut all).await;
     assert_eq!(m.topic.as_str(), "tcp/a/x");
     assert_eq!(&m.payload[..], b"hello");
@@ -339,8 +150,8 @@ async fn tcp_publish_reaches_local_subscriber() {
     assert_eq!(&m.payload[..], b"hello");
 
     // A 3.1.1 publisher, and a topic only one filter matches.
-    let mut c3 = Raw::connect(addr, V3_1_1, "tp3").await;
-    c3.publish(publish("tcp/b", "from 3.1.1", QoS::AtMostOnce, false))
+    let mut c3 = Raw::connect(addr, V3_1_1, "tp3", true).await;
+    c3.publish_acked(publish("tcp/b", "from 3.1.1", QoS::AtMostOnce, false))
         .await;
     let m = local_recv(&mut all).await;
     assert_eq!(m.topic.as_str(), "tcp/b");
@@ -351,7 +162,7 @@ async fn tcp_publish_reaches_local_subscriber() {
     let subs = broker.stats().subscriptions;
     drop(one);
     assert_eq!(broker.stats().subscriptions, subs - 1);
-    c.publish(publish("tcp/c/x", "again", QoS::AtMostOnce, false))
+    c.publish_acked(publish("tcp/c/x", "again", QoS::AtMostOnce, false))
         .await;
     let m = local_recv(&mut all).await;
     assert_eq!(&m.payload[..], b"again");
@@ -363,10 +174,10 @@ async fn tcp_publish_reaches_local_subscriber() {
 #[tokio::test]
 async fn retained_and_local_subscribers() {
     let (broker, addr) = start(Broker::builder().config(config())).await;
-    let mut c = Raw::connect(addr, V5, "rt").await;
-    c.publish(publish("ret/a", "kept", QoS::AtLeastOnce, true))
+    let mut c = Raw::connect(addr, V5, "rt", true).await;
+    c.publish_acked(publish("ret/a", "kept", QoS::AtLeastOnce, true))
         .await;
-    c.publish(publish("ret/b", "kept too", QoS::AtMostOnce, true))
+    c.publish_acked(publish("ret/b", "kept too", QoS::AtMostOnce, true))
         .await;
     broker.publish(topic("ret/local"), "local kept", QoS::AtLeastOnce, true);
     assert_eq!(broker.stats().retained, 3);
@@ -394,21 +205,22 @@ async fn retained_and_local_subscribers() {
 
     // A live message to a local subscriber has RETAIN clear (no Retain As
     // Published).
-    c.publish(publish("ret/a", "new", QoS::AtLeastOnce, true))
+    c.publish_acked(publish("ret/a", "new", QoS::AtLeastOnce, true))
         .await;
     let m = local_recv(&mut sub).await;
     assert_eq!(&m.payload[..], b"new");
     assert!(!m.retain);
 
     // A TCP subscriber gets the local retained message.
-    let mut t = Raw::connect(addr, V3_1_1, "rt-sub").await;
-    t.subscribe(&[("ret/local", QoS::AtLeastOnce)]).await;
+    let mut t = Raw::connect(addr, V3_1_1, "rt-sub", true).await;
+    t.subscribe_many(&[("ret/local", QoS::AtLeastOnce)]).await;
     let p = t.recv_publish().await;
     assert_eq!(&p.payload[..], b"local kept");
     assert!(p.retain);
 
     // Cleared by an empty retained message.
-    c.publish(publish("ret/a", "", QoS::AtMostOnce, true)).await;
+    c.publish_acked(publish("ret/a", "", QoS::AtMostOnce, true))
+        .await;
     assert_eq!(broker.stats().retained, 2);
     let _ = local_recv(&mut sub).await; // the empty message itself
     let mut again = broker.subscribe(filter("ret/a"), QoS::AtLeastOnce);
@@ -423,23 +235,23 @@ async fn retained_and_local_subscribers() {
 #[tokio::test]
 async fn graceful_shutdown() {
     let (broker, addr) = start(Broker::builder().config(config())).await;
-    let mut v5 = Raw::connect(addr, V5, "sd-v5").await;
-    let mut v3 = Raw::connect(addr, V3_1_1, "sd-v3").await;
+    let mut v5 = Raw::connect(addr, V5, "sd-v5", true).await;
+    let mut v3 = Raw::connect(addr, V3_1_1, "sd-v3", true).await;
     let mut sub = broker.subscribe(filter("#"), QoS::AtMostOnce);
     // A socket that has not sent CONNECT yet.
     let mut fresh = Raw::tcp(addr, V5).await;
-    v5.ping().await;
-    v3.ping().await;
+    v5.expect_nothing().await;
+    v3.expect_nothing().await;
     let started = Instant::now();
     broker.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    match v5.until_closed().await.as_slice() {
+    match v5.expect_closed().await.as_slice() {
         [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::ServerShuttingDown),
         other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
     }
-    let got = v3.until_closed().await;
+    let got = v3.expect_closed().await;
     assert!(got.is_empty(), "{got:?}");
-    let got = fresh.until_closed().await;
+    let got = fresh.expect_closed().await;
     assert!(got.is_empty(), "{got:?}");
     // The local subscription ends.
     assert!(
@@ -449,7 +261,7 @@ async fn graceful_shutdown() {
             .is_none()
     );
     // Nobody listens any more.
-    let refused = match TcpStream::connect(addr).await {
+    let refused = match tokio::net::TcpStream::connect(addr).await {
         Err(_) => true,
         Ok(mut s) => {
             let mut b = [0u8; 1];
@@ -506,13 +318,13 @@ async fn authentication_hook() {
 
     // Accepted.
     for version in [V5, V3_1_1] {
-        let (mut c, ack) = Raw::handshake(
+        let (mut c, ack) = Raw::connect_raw(
             addr,
             with_credentials(version, "ok", Some("admin"), Some(b"secret")),
         )
         .await;
         assert_eq!(ack.reason, ReasonCode::Success);
-        c.ping().await;
+        c.expect_nothing().await;
     }
 
     // MQTT 5.0: CONNACK 0x86 (Bad User Name or Password) then close.
@@ -521,15 +333,15 @@ async fn authentication_hook() {
         (Some("admin"), None),
         (None, None),
     ] {
-        let (mut c, ack) = Raw::handshake(addr, with_credentials(V5, "bad", user, pass)).await;
+        let (mut c, ack) = Raw::connect_raw(addr, with_credentials(V5, "bad", user, pass)).await;
         assert_eq!(ack.reason, ReasonCode::BadUserNameOrPassword);
         assert!(!ack.session_present);
-        assert!(c.until_closed().await.is_empty());
+        assert!(c.expect_closed().await.is_empty());
     }
     let (mut c, ack) =
-        Raw::handshake(addr, with_credentials(V5, "bad", Some("banned"), None)).await;
+        Raw::connect_raw(addr, with_credentials(V5, "bad", Some("banned"), None)).await;
     assert_eq!(ack.reason, ReasonCode::NotAuthorized);
-    assert!(c.until_closed().await.is_empty());
+    assert!(c.expect_closed().await.is_empty());
 
     // MQTT 3.1.1: return code 0x04, on the wire: 20 02 00 04.
     let mut c = Raw::tcp(addr, V3_1_1).await;
@@ -541,20 +353,14 @@ async fn authentication_hook() {
     ))
     .await;
     let mut wire = Vec::new();
-    tokio::time::timeout(TIMEOUT, c.stream.read_to_end(&mut wire))
-        .await
-        .unwrap()
-        .unwrap();
+    wire.extend(c.read_to_end().await);
     assert_eq!(wire, [0x20, 0x02, 0x00, 0x04]);
     // 0x05 (not authorized) for the 0x87 refusal.
     let mut c = Raw::tcp(addr, V3_1_1).await;
     c.send(with_credentials(V3_1_1, "bad3", Some("banned"), None))
         .await;
     let mut wire = Vec::new();
-    tokio::time::timeout(TIMEOUT, c.stream.read_to_end(&mut wire))
-        .await
-        .unwrap()
-        .unwrap();
+    wire.extend(c.read_to_end().await);
     assert_eq!(wire, [0x20, 0x02, 0x00, 0x05]);
 
     assert_eq!(calls.load(Ordering::Relaxed), 8);
@@ -588,45 +394,47 @@ async fn authorization_hook() {
     let (broker, addr) = start(Broker::builder().config(config()).authorizer(Rules)).await;
 
     // Refused filters: SUBACK 0x87 (v5) / 0x80 (3.1.1); the others granted.
-    let mut v5 = Raw::connect(addr, V5, "az-v5").await;
+    let mut v5 = Raw::connect(addr, V5, "az-v5", true).await;
     let reasons = v5
-        .subscribe(&[("secret/#", QoS::AtLeastOnce), ("open/#", QoS::AtLeastOnce)])
-        .await;
+        .subscribe_many(&[("secret/#", QoS::AtLeastOnce), ("open/#", QoS::AtLeastOnce)])
+        .await
+        .reasons;
     assert_eq!(
         reasons,
         [ReasonCode::NotAuthorized, ReasonCode::GrantedQoS1]
     );
-    let mut v3 = Raw::connect(addr, V3_1_1, "az-v3").await;
+    let mut v3 = Raw::connect(addr, V3_1_1, "az-v3", true).await;
     let reasons = v3
-        .subscribe(&[("open/#", QoS::AtMostOnce), ("secret/x", QoS::AtMostOnce)])
-        .await;
+        .subscribe_many(&[("open/#", QoS::AtMostOnce), ("secret/x", QoS::AtMostOnce)])
+        .await
+        .reasons;
     assert_eq!(reasons, [ReasonCode::Success, ReasonCode::UnspecifiedError]);
     assert_eq!(reasons[1].as_u8(), 0x80);
     // '#' is allowed: it sees whatever is routed.
-    let mut all = Raw::connect(addr, V5, "az-all").await;
-    all.subscribe(&[("#", QoS::AtMostOnce)]).await;
+    let mut all = Raw::connect(addr, V5, "az-all", true).await;
+    all.subscribe_many(&[("#", QoS::AtMostOnce)]).await;
 
     // Nothing reaches the refused subscription.
-    let mut p = Raw::connect(addr, V5, "az-pub").await;
-    p.publish(publish("secret/x", "s", QoS::AtLeastOnce, false))
+    let mut p = Raw::connect(addr, V5, "az-pub", true).await;
+    p.publish_acked(publish("secret/x", "s", QoS::AtLeastOnce, false))
         .await;
     let got = all.recv_publish().await;
     assert_eq!(got.topic.as_str(), "secret/x");
-    v5.ping().await;
-    v3.ping().await;
+    v5.expect_nothing().await;
+    v3.expect_nothing().await;
 
     // A refused publish is acknowledged but not routed (nor retained).
     let dropped = broker.stats().publish_dropped;
     let ack = p
-        .publish(publish("forbidden/a", "no", QoS::AtLeastOnce, true))
+        .publish_acked(publish("forbidden/a", "no", QoS::AtLeastOnce, true))
         .await;
     assert!(
         matches!(ack, ReasonCode::Success | ReasonCode::NotAuthorized),
         "{ack:?}"
     );
-    p.publish(publish("forbidden/b", "no", QoS::AtMostOnce, false))
+    p.publish_acked(publish("forbidden/b", "no", QoS::AtMostOnce, false))
         .await;
-    p.publish(publish("open/ok", "yes", QoS::AtLeastOnce, false))
+    p.publish_acked(publish("open/ok", "yes", QoS::AtLeastOnce, false))
         .await;
     // The allowed one comes, and nothing before it.
     let got = all.recv_publish().await;
@@ -637,7 +445,7 @@ async fn authorization_hook() {
     assert_eq!(broker.stats().retained, 0);
 
     // An admin may publish there.
-    let (mut admin, ack) = Raw::handshake(addr, {
+    let (mut admin, ack) = Raw::connect_raw(addr, {
         let mut c = connect_packet(V5, "az-admin", true);
         c.username = Some(utf8("admin"));
         c
@@ -645,7 +453,7 @@ async fn authorization_hook() {
     .await;
     assert_eq!(ack.reason, ReasonCode::Success);
     admin
-        .publish(publish("forbidden/a", "admin", QoS::AtLeastOnce, false))
+        .publish_acked(publish("forbidden/a", "admin", QoS::AtLeastOnce, false))
         .await;
     let got = all.recv_publish().await;
     assert_eq!(got.topic.as_str(), "forbidden/a");
@@ -665,12 +473,12 @@ async fn memory_store_restores_sessions_and_retained() {
     // A persistent v5 session and a persistent 3.1.1 one, subscribed, gone.
     let mut c = connect_packet(V5, "keep-v5", true);
     c.properties.session_expiry_interval = Some(3600);
-    let (mut p5, _) = Raw::handshake(addr, c).await;
-    p5.subscribe(&[("st/#", QoS::AtLeastOnce)]).await;
+    let (mut p5, _) = Raw::connect_raw(addr, c).await;
+    p5.subscribe_many(&[("st/#", QoS::AtLeastOnce)]).await;
     drop(p5);
-    let (mut p3, ack) = Raw::handshake(addr, connect_packet(V3_1_1, "keep-v3", false)).await;
+    let (mut p3, ack) = Raw::connect_raw(addr, connect_packet(V3_1_1, "keep-v3", false)).await;
     assert_eq!(ack.reason, ReasonCode::Success);
-    p3.subscribe(&[("st/q", QoS::AtLeastOnce)]).await;
+    p3.subscribe_many(&[("st/q", QoS::AtLeastOnce)]).await;
     drop(p3);
     wait_until("both to be offline", || {
         broker.stats().clients_disconnected == 2
@@ -678,13 +486,13 @@ async fn memory_store_restores_sessions_and_retained() {
     .await;
 
     // Published while they are away: a retained message and a QoS 1 one.
-    let mut publ = Raw::connect(addr, V5, "st-pub").await;
-    publ.publish(publish("st/r", "retained", QoS::AtLeastOnce, true))
+    let mut publ = Raw::connect(addr, V5, "st-pub", true).await;
+    publ.publish_acked(publish("st/r", "retained", QoS::AtLeastOnce, true))
         .await;
-    publ.publish(publish("st/q", "queued", QoS::AtLeastOnce, false))
+    publ.publish_acked(publish("st/q", "queued", QoS::AtLeastOnce, false))
         .await;
     // QoS 0 is not kept for absent clients.
-    publ.publish(publish("st/q", "qos0", QoS::AtMostOnce, false))
+    publ.publish_acked(publish("st/q", "qos0", QoS::AtMostOnce, false))
         .await;
     broker.shutdown().await;
     assert_eq!(store.session_count(), 2);
@@ -699,7 +507,7 @@ async fn memory_store_restores_sessions_and_retained() {
 
     let mut c = connect_packet(V5, "keep-v5", false);
     c.properties.session_expiry_interval = Some(3600);
-    let (mut p5, ack) = Raw::handshake(addr, c).await;
+    let (mut p5, ack) = Raw::connect_raw(addr, c).await;
     assert_eq!(ack.reason, ReasonCode::Success);
     assert!(ack.session_present, "the session was not restored");
     let mut got = Vec::new();
@@ -715,13 +523,13 @@ async fn memory_store_restores_sessions_and_retained() {
             ("st/q".to_owned(), Bytes::from_static(b"queued")),
         ]
     );
-    p5.ping().await;
+    p5.expect_nothing().await;
 
-    let (mut p3, ack) = Raw::handshake(addr, connect_packet(V3_1_1, "keep-v3", false)).await;
+    let (mut p3, ack) = Raw::connect_raw(addr, connect_packet(V3_1_1, "keep-v3", false)).await;
     assert!(ack.session_present, "the 3.1.1 session was not restored");
     let p = p3.recv_publish().await;
     assert_eq!((p.topic.as_str(), &p.payload[..]), ("st/q", &b"queued"[..]));
-    p3.ping().await;
+    p3.expect_nothing().await;
 
     // The subscriptions came back too.
     broker.publish(topic("st/q"), "live", QoS::AtLeastOnce, false);
@@ -729,8 +537,8 @@ async fn memory_store_restores_sessions_and_retained() {
     assert_eq!(&p3.recv_publish().await.payload[..], b"live");
 
     // The retained message, for a new subscriber and a local one.
-    let mut n = Raw::connect(addr, V3_1_1, "st-new").await;
-    n.subscribe(&[("st/+", QoS::AtLeastOnce)]).await;
+    let mut n = Raw::connect(addr, V3_1_1, "st-new", true).await;
+    n.subscribe_many(&[("st/+", QoS::AtLeastOnce)]).await;
     let p = n.recv_publish().await;
     assert_eq!(
         (p.topic.as_str(), &p.payload[..]),
@@ -748,7 +556,7 @@ async fn memory_store_restores_sessions_and_retained() {
     })
     .await;
     assert!(stored_ids(&store).await.contains(&"keep-v3".to_owned()));
-    let (c, ack) = Raw::handshake(addr, connect_packet(V3_1_1, "keep-v3", true)).await;
+    let (c, ack) = Raw::connect_raw(addr, connect_packet(V3_1_1, "keep-v3", true)).await;
     assert!(!ack.session_present);
     drop(c);
     let deadline = Instant::now() + TIMEOUT;
@@ -767,8 +575,8 @@ async fn memory_store_restores_sessions_and_retained() {
 async fn shutdown_flushes_the_store() {
     let store = Arc::new(MemoryStore::new());
     let (broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
-    let (mut c, _) = Raw::handshake(addr, connect_packet(V3_1_1, "flush", false)).await;
-    c.subscribe(&[("f/#", QoS::AtLeastOnce)]).await;
+    let (mut c, _) = Raw::connect_raw(addr, connect_packet(V3_1_1, "flush", false)).await;
+    c.subscribe_many(&[("f/#", QoS::AtLeastOnce)]).await;
     drop(c);
     wait_until("the client to be offline", || {
         broker.stats().clients_disconnected == 1
@@ -781,7 +589,7 @@ async fn shutdown_flushes_the_store() {
     broker.shutdown().await;
 
     let (_broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
-    let (mut c, ack) = Raw::handshake(addr, connect_packet(V3_1_1, "flush", false)).await;
+    let (mut c, ack) = Raw::connect_raw(addr, connect_packet(V3_1_1, "flush", false)).await;
     assert!(ack.session_present);
     let p = c.recv_publish().await;
     assert_eq!((p.topic.as_str(), &p.payload[..]), ("f/a", &b"queued"[..]));
@@ -790,7 +598,7 @@ async fn shutdown_flushes_the_store() {
         (p.topic.as_str(), &p.payload[..]),
         ("f/r", &b"retained"[..])
     );
-    c.ping().await;
+    c.expect_nothing().await;
 }
 
 /// A persistent session that is connected at shutdown is saved with its
@@ -802,8 +610,8 @@ async fn live_session_saved_at_shutdown() {
     let (broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
     let mut c = connect_packet(V5, "live", true);
     c.properties.session_expiry_interval = Some(600);
-    let (mut c, _) = Raw::handshake(addr, c).await;
-    c.subscribe(&[("l/#", QoS::AtLeastOnce)]).await;
+    let (mut c, _) = Raw::connect_raw(addr, c).await;
+    c.subscribe_many(&[("l/#", QoS::AtLeastOnce)]).await;
     broker.publish(topic("l/x"), "unacked", QoS::AtLeastOnce, false);
     // Received, never acknowledged.
     let first = match c.recv().await {
@@ -812,7 +620,7 @@ async fn live_session_saved_at_shutdown() {
     };
     assert!(!first.dup);
     broker.shutdown().await;
-    match c.until_closed().await.as_slice() {
+    match c.expect_closed().await.as_slice() {
         [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::ServerShuttingDown),
         other => panic!("{other:?}"),
     }
@@ -820,13 +628,13 @@ async fn live_session_saved_at_shutdown() {
     let (_broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
     let mut c = connect_packet(V5, "live", false);
     c.properties.session_expiry_interval = Some(600);
-    let (mut c, ack) = Raw::handshake(addr, c).await;
+    let (mut c, ack) = Raw::connect_raw(addr, c).await;
     assert!(ack.session_present);
     let p = c.recv_publish().await;
     assert_eq!((p.topic.as_str(), &p.payload[..]), ("l/x", &b"unacked"[..]));
     assert!(p.dup, "{p:?}");
     assert_eq!(p.packet_id, first.packet_id);
-    c.ping().await;
+    c.expect_nothing().await;
 }
 
 /// The client identifiers of the sessions in `store`.
@@ -851,13 +659,13 @@ async fn stored_ids(store: &MemoryStore) -> Vec<String> {
 async fn store_keeps_resumed_session() {
     let store = Arc::new(MemoryStore::new());
     let (broker, addr) = start(Broker::builder().config(config()).store(store.clone())).await;
-    let (mut c, _) = Raw::handshake(addr, connect_packet(V3_1_1, "resumed", false)).await;
-    c.subscribe(&[("r/#", QoS::AtLeastOnce)]).await;
+    let (mut c, _) = Raw::connect_raw(addr, connect_packet(V3_1_1, "resumed", false)).await;
+    c.subscribe_many(&[("r/#", QoS::AtLeastOnce)]).await;
     drop(c);
     wait_until("the session to be saved", || store.session_count() == 1).await;
-    let (mut c, ack) = Raw::handshake(addr, connect_packet(V3_1_1, "resumed", false)).await;
+    let (mut c, ack) = Raw::connect_raw(addr, connect_packet(V3_1_1, "resumed", false)).await;
     assert!(ack.session_present);
-    c.ping().await;
+    c.expect_nothing().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(stored_ids(&store).await, ["resumed"]);
     drop(broker);
@@ -872,12 +680,13 @@ async fn sys_topics() {
     let mut cfg = config();
     cfg.sys_interval = Duration::from_millis(200);
     let (broker, addr) = start(Broker::builder().config(cfg)).await;
-    let mut hash = Raw::connect(addr, V3_1_1, "sys-hash").await;
-    hash.subscribe(&[("#", QoS::AtMostOnce)]).await;
-    let mut c = Raw::connect(addr, V5, "sys").await;
+    let mut hash = Raw::connect(addr, V3_1_1, "sys-hash", true).await;
+    hash.subscribe_many(&[("#", QoS::AtMostOnce)]).await;
+    let mut c = Raw::connect(addr, V5, "sys", true).await;
     // Let a first publication happen: its values are retained.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    c.subscribe(&[("$SYS/broker/#", QoS::AtMostOnce)]).await;
+    c.subscribe_many(&[("$SYS/broker/#", QoS::AtMostOnce)])
+        .await;
     // The retained values come first, at once.
     match c.recv().await {
         Packet::Publish(p) => assert!(p.retain, "{p:?}"),
@@ -889,7 +698,7 @@ async fn sys_topics() {
     let mut retained = 1;
     let deadline = Instant::now() + Duration::from_millis(700);
     while Instant::now() < deadline {
-        let p = match tokio::time::timeout(Duration::from_millis(100), c.read_packet()).await {
+        let p = match c.recv_timeout(Duration::from_millis(100)).await {
             Ok(Some(Packet::Publish(p))) => p,
             Ok(other) => panic!("{other:?}"),
             Err(_) => continue,
@@ -940,7 +749,7 @@ async fn sys_topics() {
         assert!(v > 0, "{t} = {v}");
     }
     // [MQTT-4.7.2-1]: '#' does not match topics that start with '$'.
-    hash.ping().await;
+    hash.expect_nothing().await;
     drop(broker);
 }
 
@@ -968,14 +777,14 @@ async fn stats_values() {
     );
 
     // A: CONNECT, SUBSCRIBE (QoS 1), and later a PUBACK.
-    let mut a = Raw::connect(addr, V5, "st-a").await;
-    a.subscribe(&[("s/#", QoS::AtLeastOnce)]).await;
+    let mut a = Raw::connect(addr, V5, "st-a", true).await;
+    a.subscribe_many(&[("s/#", QoS::AtLeastOnce)]).await;
     // B (persistent): CONNECT, PUBLISH QoS 1 retained.
-    let (mut b, _) = Raw::handshake(addr, connect_packet(V3_1_1, "st-b", false)).await;
-    b.publish(publish("s/x", "12345", QoS::AtLeastOnce, true))
+    let (mut b, _) = Raw::connect_raw(addr, connect_packet(V3_1_1, "st-b", false)).await;
+    b.publish_acked(publish("s/x", "12345", QoS::AtLeastOnce, true))
         .await;
     a.recv_publish().await; // sends PUBACK
-    a.ping().await;
+    a.expect_nothing().await;
     // A local publish to nobody, and a local subscription.
     broker.publish(topic("nobody"), "x", QoS::AtMostOnce, false);
     let _local = broker.subscribe(filter("t/#"), QoS::AtMostOnce);

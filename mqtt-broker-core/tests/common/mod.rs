@@ -457,6 +457,38 @@ impl Client {
         assert_eq!(comp.reason, ReasonCode::Success);
     }
 
+    /// Publishes `p` at QoS 0 or 1 and returns the PUBACK's reason (Success
+    /// for QoS 0, after a PINGREQ round trip): for tests of refusals, which
+    /// [`publish_packet`](Self::publish_packet) would reject.
+    pub(crate) async fn publish_acked(&mut self, mut p: Publish) -> ReasonCode {
+        if p.qos == QoS::AtMostOnce {
+            self.send(p).await;
+            let got = self.ping().await;
+            self.backlog.extend(got);
+            return ReasonCode::Success;
+        }
+        assert_eq!(p.qos, QoS::AtLeastOnce, "QoS 0 or 1 only");
+        let id = self.next_pid();
+        p.packet_id = Some(id);
+        self.send(p).await;
+        self.recv_until(|q| match q {
+            Packet::PubAck(a) if a.packet_id == id => Some(a.reason),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Every byte the broker sends until it closes the connection (within
+    /// [`TIMEOUT`]), undecoded.
+    pub(crate) async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut wire = self.buf.split().to_vec();
+        tokio::time::timeout(TIMEOUT, self.stream.read_to_end(&mut wire))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        wire
+    }
+
     /// Publishes and completes the flow; for QoS 0 also waits for a PINGRESP
     /// so that the broker has routed the message when this returns.
     pub(crate) async fn publish(&mut self, topic: &str, payload: &str, qos: QoS, retain: bool) {
