@@ -10,7 +10,6 @@
 //! stays up and goes on serving the others, with bounded memory.
 
 use std::collections::{HashMap, HashSet};
-use std::io;
 use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
@@ -18,28 +17,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_broker_core::{Broker, Config};
+use mqtt_broker_core::Config;
 use mqtt_codec::{
-    ConnAck, Connect, Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec,
-    PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, Utf8Bytes,
+    ConnAck, Decoder, Encoder, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
+    QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, Utf8Bytes,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use ProtocolVersion::{V3_1_1, V5};
+mod common;
+use common::{Client as Raw, TIMEOUT, V3_1_1, V5, connect_packet, pid, s as utf8, start};
 
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-// ----- a small raw client -------------------------------------------------------------------------
-
-fn utf8(s: &str) -> Utf8Bytes {
-    Utf8Bytes::try_from(s).unwrap()
-}
-
-fn pid(n: u16) -> PacketId {
-    PacketId::new(n).unwrap()
-}
+// ----- helpers (the raw client is tests/common's) -------------------------------------------
 
 fn config() -> Config {
     let mut c = Config::default();
@@ -49,168 +38,19 @@ fn config() -> Config {
     c
 }
 
-async fn start(cfg: Config) -> (Broker, SocketAddr) {
-    let broker = Broker::builder().config(cfg).start().await.unwrap();
-    let addr = broker.local_addrs()[0];
-    (broker, addr)
-}
-
-fn connect_packet(version: ProtocolVersion, id: &str) -> Connect {
-    let mut c = Connect::new(version, utf8(id));
-    c.clean_start = true;
-    c.keep_alive = 0;
-    c
-}
-
 fn encode(version: ProtocolVersion, p: impl Into<Packet>) -> BytesMut {
     let mut out = BytesMut::new();
     Encoder::new(version).encode(&p.into(), &mut out).unwrap();
     out
 }
 
-/// A raw MQTT client over TCP.
-struct Raw {
-    stream: TcpStream,
-    version: ProtocolVersion,
-    decoder: Decoder,
-    buf: BytesMut,
-    eof: bool,
-    next: u16,
-}
-
-impl Raw {
-    async fn tcp(addr: SocketAddr, version: ProtocolVersion) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream,
-            version,
-            decoder: Decoder::with_version(version),
-            buf: BytesMut::new(),
-            eof: false,
-            next: 0,
-        }
-    }
-
-    /// Connects and asserts CONNACK success.
-    async fn connect(addr: SocketAddr, version: ProtocolVersion, id: &str) -> Self {
-        let mut c = Self::tcp(addr, version).await;
-        c.send(connect_packet(version, id)).await;
-        match c.recv().await {
-            Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::Success, "{a:?}"),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-        c
-    }
-
-    async fn send(&mut self, p: impl Into<Packet>) {
-        let b = encode(self.version, p);
-        self.stream.write_all(&b).await.unwrap();
-    }
-
-    async fn send_bytes(&mut self, b: &[u8]) {
-        // The broker may already have closed: a failed write is fine.
-        let _ = self.stream.write_all(b).await;
-    }
-
-    async fn read_packet(&mut self) -> Option<Packet> {
-        loop {
-            if let Some(p) = self.decoder.decode(&mut self.buf).unwrap() {
-                return Some(p);
-            }
-            if self.eof {
-                return None;
-            }
-            match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
-                Err(e) => panic!("read: {e}"),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Packet {
-        match tokio::time::timeout(TIMEOUT, self.read_packet()).await {
-            Ok(Some(p)) => p,
-            Ok(None) => panic!("closed while a packet was expected"),
-            Err(_) => panic!("no packet within {TIMEOUT:?}"),
-        }
-    }
-
-    /// Every packet until the broker closes the connection (within `within`).
-    async fn until_closed(&mut self, within: Duration) -> Vec<Packet> {
-        let mut got = Vec::new();
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.read_packet()).await {
-                Ok(Some(p)) => got.push(p),
-                Ok(None) => return got,
-                Err(_) => panic!("connection not closed within {within:?}; got {got:?}"),
-            }
-        }
-    }
-
-    /// Asserts the broker closes the connection, with (MQTT 5.0) DISCONNECT
-    /// `reason` first, or (3.1.1) nothing at all.
-    async fn expect_disconnect(&mut self, reason: ReasonCode) {
-        let got = self.until_closed(TIMEOUT).await;
-        if self.version.is_v5() {
-            match got.as_slice() {
-                [Packet::Disconnect(d)] => assert_eq!(d.reason, reason, "{d:?}"),
-                other => panic!("expected DISCONNECT {reason:?} then close, got {other:?}"),
-            }
-        } else {
-            assert!(got.is_empty(), "expected a bare close, got {got:?}");
-        }
-    }
-
-    fn pid(&mut self) -> PacketId {
-        self.next = self.next.checked_add(1).unwrap_or(1);
-        pid(self.next)
-    }
-
-    async fn subscribe(&mut self, filter: &str, qos: QoS) {
-        let id = self.pid();
-        self.send(Subscribe::new(
-            id,
-            utf8(filter),
-            SubscriptionOptions::new(qos),
-        ))
-        .await;
-        match self.recv().await {
-            Packet::SubAck(SubAck {
-                packet_id, reasons, ..
-            }) => {
-                assert_eq!(packet_id, id);
-                assert_eq!(reasons.len(), 1);
-                assert!(!reasons[0].is_error(), "{reasons:?}");
-            }
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
-
-    /// PINGREQ / PINGRESP: the broker is alive and has handled what came
-    /// before. Returns the packets received before PINGRESP.
-    async fn ping(&mut self) -> Vec<Packet> {
-        self.send(Packet::PingReq).await;
-        let mut before = Vec::new();
-        loop {
-            match self.recv().await {
-                Packet::PingResp => return before,
-                p => before.push(p),
-            }
-        }
-    }
-}
-
 /// The broker still serves new clients: a fresh subscriber gets a message
 /// from a fresh publisher, in both versions.
 async fn still_serves(addr: SocketAddr) {
     for (version, qos) in [(V5, QoS::AtLeastOnce), (V3_1_1, QoS::ExactlyOnce)] {
-        let mut sub = Raw::connect(addr, version, "alive-sub").await;
+        let mut sub = Raw::connect(addr, version, "alive-sub", true).await;
         sub.subscribe("alive/t", qos).await;
-        let mut publ = Raw::connect(addr, version, "alive-pub").await;
+        let mut publ = Raw::connect(addr, version, "alive-pub", true).await;
         let mut p = Publish::new(utf8("alive/t"), Bytes::from_static(b"still here"));
         p.qos = QoS::AtLeastOnce;
         p.packet_id = Some(pid(7));
@@ -296,11 +136,11 @@ async fn malformed_after_connect(version: ProtocolVersion) {
         } else {
             bytes
         };
-        let mut c = Raw::connect(addr, version, "bad").await;
+        let mut c = Raw::connect(addr, version, "bad", true).await;
         c.send_bytes(&bytes).await;
         // [MQTT-4.13.1-1] / MQTT 5.0 4.13: malformed -> DISCONNECT 0x81 (v5),
         // then close.
-        let got = c.until_closed(TIMEOUT).await;
+        let got = c.expect_closed_within(TIMEOUT).await;
         if version.is_v5() {
             match got.as_slice() {
                 [Packet::Disconnect(d)] => {
@@ -333,49 +173,49 @@ async fn malformed_packets_v311() {
 async fn v5_garbage_after_connect() {
     let (_broker, addr) = start(config()).await;
     // Random bytes that start like a PUBLISH with an invalid QoS.
-    let mut c = Raw::connect(addr, V5, "garbage").await;
+    let mut c = Raw::connect(addr, V5, "garbage", true).await;
     c.send_bytes(&[0x3E, 0x0A, 0xDE, 0xAD, 0xBE, 0xEF, 0, 1, 2, 3, 4, 5])
         .await;
     c.expect_disconnect(ReasonCode::MalformedPacket).await;
 
     // A second CONNECT [MQTT-3.1.0-2].
-    let mut c = Raw::connect(addr, V5, "second").await;
-    c.send(connect_packet(V5, "second")).await;
+    let mut c = Raw::connect(addr, V5, "second", true).await;
+    c.send(connect_packet(V5, "second", true)).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 
     // A CONNACK sent to the server.
-    let mut c = Raw::connect(addr, V5, "connack").await;
+    let mut c = Raw::connect(addr, V5, "connack", true).await;
     c.send(ConnAck::new(ReasonCode::Success)).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 
     // A SUBACK sent to the server.
-    let mut c = Raw::connect(addr, V5, "suback").await;
+    let mut c = Raw::connect(addr, V5, "suback", true).await;
     c.send(SubAck::new(pid(1), vec![ReasonCode::Success])).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 
     // A PUBLISH QoS 1 with packet id 0 (raw: not encodable).
-    let mut c = Raw::connect(addr, V5, "pid0").await;
+    let mut c = Raw::connect(addr, V5, "pid0", true).await;
     c.send_bytes(&[0x32, 0x06, 0x00, 0x01, b't', 0x00, 0x00, 0x00])
         .await;
     c.expect_disconnect(ReasonCode::MalformedPacket).await;
 
     // A wildcard in a PUBLISH topic [MQTT-3.3.2-2]: 0x90 Topic Name invalid
     // (raw: the encoder refuses it).
-    let mut c = Raw::connect(addr, V5, "wildcard").await;
+    let mut c = Raw::connect(addr, V5, "wildcard", true).await;
     c.send_bytes(&[0x30, 0x07, 0x00, 0x03, b'a', b'/', b'+', 0x00, b'x'])
         .await;
     c.expect_disconnect(ReasonCode::TopicNameInvalid).await;
 
     // A Topic Alias above the Topic Alias Maximum the broker announced (64
     // by default) [MQTT-3.3.2-9]: 0x94 Topic Alias invalid.
-    let mut c = Raw::connect(addr, V5, "alias").await;
+    let mut c = Raw::connect(addr, V5, "alias", true).await;
     let mut p = Publish::new(utf8("a/b"), Bytes::from_static(b"x"));
     p.properties.to_mut().topic_alias = NonZeroU16::new(65);
     c.send(p).await;
     c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
 
     // An empty topic with an alias that was never set: protocol error.
-    let mut c = Raw::connect(addr, V5, "alias-unknown").await;
+    let mut c = Raw::connect(addr, V5, "alias-unknown", true).await;
     let mut p = Publish::new(Utf8Bytes::default(), Bytes::from_static(b"x"));
     p.properties.to_mut().topic_alias = NonZeroU16::new(3);
     c.send(p).await;
@@ -392,7 +232,7 @@ async fn receive_maximum_exceeded() {
     cfg.receive_maximum = NonZeroU16::new(4).unwrap();
     let (_broker, addr) = start(cfg).await;
     let mut c = Raw::tcp(addr, V5).await;
-    c.send(connect_packet(V5, "flooding")).await;
+    c.send(connect_packet(V5, "flooding", true)).await;
     match c.recv().await {
         Packet::ConnAck(a) => {
             assert_eq!(a.reason, ReasonCode::Success);
@@ -406,7 +246,7 @@ async fn receive_maximum_exceeded() {
         p.packet_id = Some(pid(i));
         c.send(p).await;
     }
-    let got = c.until_closed(TIMEOUT).await;
+    let got = c.expect_closed_within(TIMEOUT).await;
     let recs = got
         .iter()
         .filter(|p| matches!(p, Packet::PubRec(_)))
@@ -422,8 +262,8 @@ async fn receive_maximum_exceeded() {
 #[tokio::test]
 async fn second_connect_v311_closes() {
     let (_broker, addr) = start(config()).await;
-    let mut c = Raw::connect(addr, V3_1_1, "second").await;
-    c.send(connect_packet(V3_1_1, "second")).await;
+    let mut c = Raw::connect(addr, V3_1_1, "second", true).await;
+    c.send(connect_packet(V3_1_1, "second", true)).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
     still_serves(addr).await;
 }
@@ -456,7 +296,7 @@ async fn first_packet_not_connect() {
         for version in [V3_1_1, V5] {
             let mut c = Raw::tcp(addr, version).await;
             c.send_bytes(&bytes).await;
-            let got = c.until_closed(TIMEOUT).await;
+            let got = c.expect_closed_within(TIMEOUT).await;
             // At most a refusing CONNACK (MQTT 5.0: 0x84 for a bad
             // protocol name), never anything else.
             assert!(
@@ -482,16 +322,16 @@ async fn oversized(version: ProtocolVersion) {
     let mut cfg = config();
     cfg.max_packet_size = NonZeroU32::new(1024).unwrap();
     let (broker, addr) = start(cfg).await;
-    let mut c = Raw::connect(addr, version, "big").await;
+    let mut c = Raw::connect(addr, version, "big", true).await;
     // PUBLISH of 1 MiB: only the fixed header and a few bytes are sent.
     c.send_bytes(&[0x30, 0x80, 0x80, 0x40, 0x00, 0x01, b't'])
         .await;
     c.expect_disconnect(ReasonCode::PacketTooLarge).await;
 
     // Exactly at the limit is fine; one byte over is not (sent whole).
-    let mut sub = Raw::connect(addr, version, "big-sub").await;
+    let mut sub = Raw::connect(addr, version, "big-sub", true).await;
     sub.subscribe("big/#", QoS::AtMostOnce).await;
-    let mut c = Raw::connect(addr, version, "big2").await;
+    let mut c = Raw::connect(addr, version, "big2", true).await;
     let mut p = Publish::new(utf8("big/a"), Bytes::new());
     let empty = p.packet_len(version).unwrap();
     // The fixed header is 3 bytes for both sizes.
@@ -508,10 +348,10 @@ async fn oversized(version: ProtocolVersion) {
 
     // An oversized CONNECT.
     let mut c = Raw::tcp(addr, version).await;
-    let mut connect = connect_packet(version, "huge-connect");
+    let mut connect = connect_packet(version, "huge-connect", true);
     connect.username = Some(utf8(&"u".repeat(2000)));
     c.send(connect).await;
-    let got = c.until_closed(TIMEOUT).await;
+    let got = c.expect_closed_within(TIMEOUT).await;
     assert!(
         got.iter().all(|p| match p {
             Packet::ConnAck(a) => a.reason.is_error(),
@@ -548,13 +388,13 @@ async fn silent_socket_closed_after_connect_timeout() {
     let started = Instant::now();
     let mut silent = Raw::tcp(addr, V3_1_1).await;
     let mut partial = Raw::tcp(addr, V5).await;
-    let bytes = encode(V5, connect_packet(V5, "partial"));
+    let bytes = encode(V5, connect_packet(V5, "partial", true));
     partial.send_bytes(&bytes[..bytes.len() / 2]).await;
     // Meanwhile others are served.
     still_serves(addr).await;
-    let got = silent.until_closed(Duration::from_secs(3)).await;
+    let got = silent.expect_closed_within(Duration::from_secs(3)).await;
     assert!(got.is_empty(), "{got:?}");
-    let got = partial.until_closed(Duration::from_secs(3)).await;
+    let got = partial.expect_closed_within(Duration::from_secs(3)).await;
     assert!(got.is_empty(), "{got:?}");
     let took = started.elapsed();
     assert!(
@@ -697,8 +537,8 @@ async fn flood(
     qos: QoS,
     window: usize,
 ) {
-    let c = Raw::connect(addr, version, "flooder").await;
-    let (mut read, mut write) = c.stream.into_split();
+    let c = Raw::connect(addr, version, "flooder", true).await;
+    let (mut read, mut write) = c.into_stream().into_split();
     let mut decoder = Decoder::with_version(version);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let enc = Encoder::new(version);
@@ -795,23 +635,16 @@ async fn stalled_subscriber(qos: QoS) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(addr).await.unwrap();
-    let mut stalled = Raw {
-        stream,
-        version: V5,
-        decoder: Decoder::with_version(V5),
-        buf: BytesMut::new(),
-        eof: false,
-        next: 0,
-    };
-    stalled.send(connect_packet(V5, "stalled")).await;
+    let mut stalled = Raw::from_stream(stream, V5);
+    stalled.send(connect_packet(V5, "stalled", true)).await;
     assert!(matches!(stalled.recv().await, Packet::ConnAck(_)));
     stalled.subscribe("flood/#", qos).await;
 
     // Another subscriber, reading, on the same filter and a marker topic.
-    let mut other = Raw::connect(addr, V3_1_1, "reader").await;
+    let mut other = Raw::connect(addr, V3_1_1, "reader", true).await;
     other.subscribe("flood/#", qos).await;
     other.subscribe("marker", QoS::AtMostOnce).await;
-    let (read, write) = other.stream.into_split();
+    let (read, write) = other.into_stream().into_split();
     let (count, reader) = reading_subscriber(read, write, V3_1_1, "marker");
 
     let watch = RssWatch::start();
@@ -826,7 +659,7 @@ async fn stalled_subscriber(qos: QoS) {
     let took = started.elapsed();
 
     // The marker reaches the reading subscriber after the flood.
-    let mut marker = Raw::connect(addr, V5, "marker-pub").await;
+    let mut marker = Raw::connect(addr, V5, "marker-pub", true).await;
     let mut m = Publish::new(utf8("marker"), Bytes::from_static(b"end"));
     m.qos = QoS::AtMostOnce;
     marker.send(m).await;
@@ -898,14 +731,14 @@ async fn qos2_more_than_65535_queued() {
     cfg.max_pending_bytes = 64 << 20;
     let (broker, addr) = start(cfg).await;
 
-    let mut sub = Raw::connect(addr, V3_1_1, "q2-sub").await;
+    let mut sub = Raw::connect(addr, V3_1_1, "q2-sub", true).await;
     sub.subscribe("q2/#", QoS::ExactlyOnce).await;
 
     // Publish everything first, while the subscriber does not read: all of
     // it is in flight or queued for it at once.
     let publisher = async {
-        let c = Raw::connect(addr, V3_1_1, "q2-pub").await;
-        let (mut read, mut write) = c.stream.into_split();
+        let c = Raw::connect(addr, V3_1_1, "q2-pub", true).await;
+        let (mut read, mut write) = c.into_stream().into_split();
         let enc = Encoder::new(V3_1_1);
         let mut decoder = Decoder::with_version(V3_1_1);
         let mut buf = BytesMut::new();
@@ -946,10 +779,10 @@ async fn qos2_more_than_65535_queued() {
 
     // Now read and complete every flow, checking that no id comes again
     // while it is in flight and that every message comes exactly once.
-    let (mut read, mut write) = sub.stream.into_split();
+    let (stream, mut buf) = sub.into_parts();
+    let (mut read, mut write) = stream.into_split();
     let enc = Encoder::new(V3_1_1);
     let mut decoder = Decoder::with_version(V3_1_1);
-    let mut buf = std::mem::take(&mut sub.buf);
     let mut in_flight: HashMap<u16, usize> = HashMap::new();
     let mut seen: HashSet<usize> = HashSet::with_capacity(N);
     let mut completed = 0usize;

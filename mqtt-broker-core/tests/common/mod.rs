@@ -185,9 +185,30 @@ impl Client {
         self.stream.write_all(&out).await.unwrap();
     }
 
-    /// Writes raw bytes.
+    /// Writes raw bytes. The broker may already have closed the connection
+    /// (malformed input): a failed write is not an error here, what the
+    /// broker sent before closing is what a test checks.
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The socket, for a test that reads and writes it itself; nothing may
+    /// be left unread in the client.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        let (stream, buf) = self.into_parts();
+        assert!(buf.is_empty(), "{} bytes unread", buf.len());
+        stream
+    }
+
+    /// The socket and the bytes read from it but not decoded yet; no decoded
+    /// packet may be left unread.
+    pub(crate) fn into_parts(self) -> (TcpStream, BytesMut) {
+        assert!(
+            self.backlog.is_empty(),
+            "unread packets: {:?}",
+            self.backlog
+        );
+        (self.stream, self.buf)
     }
 
     /// The next packet, or `None` when the connection is closed.
