@@ -443,24 +443,21 @@ impl Client {
     /// Once this returns the broker has routed the message. Other packets
     /// received meanwhile are kept.
     pub(crate) async fn publish_packet(&mut self, mut p: Publish) {
-        if p.qos == QoS::AtMostOnce {
-            self.send(p).await;
-            return;
+        match p.qos {
+            QoS::AtMostOnce => {
+                self.send(p).await;
+                return;
+            }
+            QoS::AtLeastOnce => {
+                let reason = self.publish_acked(p).await;
+                assert!(!reason.is_error(), "PUBACK {reason:?}");
+                return;
+            }
+            QoS::ExactlyOnce => {}
         }
         let id = self.next_pid();
         p.packet_id = Some(id);
-        let qos = p.qos;
         self.send(p).await;
-        if qos == QoS::AtLeastOnce {
-            let ack = self
-                .recv_until(|q| match q {
-                    Packet::PubAck(a) if a.packet_id == id => Some(a.clone()),
-                    _ => None,
-                })
-                .await;
-            assert!(!ack.reason.is_error(), "{ack:?}");
-            return;
-        }
         let rec = self
             .recv_until(|q| match q {
                 Packet::PubRec(a) if a.packet_id == id => Some(a.clone()),

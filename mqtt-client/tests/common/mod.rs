@@ -70,7 +70,13 @@ impl Mosquitto {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Listening, and listening itself: the port chosen may have
+                // been taken meanwhile by another test's listener, which
+                // would accept the connection while Mosquitto exits with
+                // "Address already in use". It logs "running" once bound.
+                let running = std::fs::read_to_string(dir.join("mosquitto.log"))
+                    .is_ok_and(|l| l.contains(" running"));
+                if running && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Self { child, port, dir };
                 }
                 std::thread::sleep(Duration::from_millis(20));
