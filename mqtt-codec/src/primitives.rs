@@ -174,11 +174,15 @@ pub(crate) fn put_field<B: BufMut>(buf: &mut B, b: &[u8]) {
 /// topic names must not \[MQTT-3.3.2-2\]\[MQTT-4.7.0-1\].
 #[inline]
 pub(crate) fn has_wildcard(topic: &[u8]) -> bool {
-    scan_words(
-        topic,
-        |v| zero_bytes(v ^ splat(b'+')) | zero_bytes(v ^ splat(b'#')),
-        |b| b == b'+' || b == b'#',
-    )
+    scan_words(topic, wildcard_bytes, |b| b == b'+' || b == b'#')
+}
+
+/// The high bit of each byte of `v` that may be `+` (0x2B) or `#` (0x23):
+/// the two differ only in bit 3, so one comparison finds both. Exact as to
+/// whether any byte is one (see [`zero_bytes`]).
+#[inline(always)]
+fn wildcard_bytes(v: u64) -> u64 {
+    zero_bytes((v | splat(0x08)) ^ splat(b'+'))
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -232,7 +236,7 @@ fn scan_words(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool
 pub(crate) fn is_plain_ascii_topic(topic: &[u8]) -> bool {
     !scan_words(
         topic,
-        |v| (v & HI) | zero_bytes(v) | zero_bytes(v ^ splat(b'+')) | zero_bytes(v ^ splat(b'#')),
+        |v| (v & HI) | zero_bytes(v) | wildcard_bytes(v),
         |b| b.wrapping_sub(1) >= 0x7F || b == b'+' || b == b'#',
     )
 }
@@ -296,6 +300,8 @@ mod tests {
             for pos in 0..len {
                 for bad in [
                     0u8, b'+', b'#', 0x80, 0xC3, 0xFF, 0x7F, 0x01, b'*', b'"', b'$',
+                    // One bit from a wildcard, or a wildcard with the high bit.
+                    0x03, 0x0B, 0x2F, 0x27, 0xA3, 0xAB,
                 ] {
                     let mut t = vec![b'x'; len];
                     t[pos] = bad;

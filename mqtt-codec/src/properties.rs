@@ -66,15 +66,24 @@ pub mod id {
 }
 
 mod sealed {
-    use bytes::BufMut;
+    use bytes::{BufMut, Bytes};
 
-    use crate::error::EncodeError;
+    use crate::error::{DecodeError, EncodeError};
+    use crate::types::PacketType;
 
     /// Seals [`PropertySet`](super::PropertySet) and carries its wire side,
     /// which stays inside the crate.
     pub trait Sealed {
         fn wire_len(&self) -> Result<usize, EncodeError>;
         fn wire_put<B: BufMut>(&self, buf: &mut B);
+        /// Parses the properties of `block` (after the Property Length) into
+        /// `self`.
+        fn wire_parse(
+            &mut self,
+            frame: &Bytes,
+            packet: PacketType,
+            block: &[u8],
+        ) -> Result<(), DecodeError>;
     }
 }
 
@@ -169,6 +178,24 @@ impl<T: PropertySet> Props<T> {
 }
 
 impl<T: PropertySet> Props<T> {
+    /// Parses a Property Length and the properties it covers, straight into
+    /// their shared block (a set parsed on the stack and then moved would
+    /// cost two copies of it per packet); no block for an empty set.
+    #[inline]
+    pub(crate) fn parse<'a>(frame: &Bytes, packet: PacketType, i: &'a [u8]) -> PResult<'a, Self> {
+        let (i, len) = varint(i)?;
+        let (rest, block) = nom::bytes::complete::take(len).parse(i)?;
+        if block.is_empty() {
+            return Ok((rest, Self::none()));
+        }
+        // Every property parsed sets a field, so the set is not empty.
+        let mut props = Arc::new(T::default());
+        match Arc::make_mut(&mut props).wire_parse(frame, packet, block) {
+            Ok(()) => Ok((rest, Self(Some(props)))),
+            Err(e) => fail(e),
+        }
+    }
+
     /// Size of the Property Length and the properties.
     #[inline]
     pub(crate) fn encoded_len(&self) -> Result<usize, EncodeError> {
@@ -435,6 +462,17 @@ macro_rules! properties {
             fn wire_put<B: BufMut>(&self, buf: &mut B) {
                 $name::put(self, buf)
             }
+
+            #[inline]
+            fn wire_parse(
+                &mut self,
+                frame: &Bytes,
+                packet: PacketType,
+                block: &[u8],
+            ) -> Result<(), DecodeError> {
+                $name::parse_fields(self, frame, packet, block)?;
+                Ok(())
+            }
         }
 
         impl PropertySet for $name {
@@ -457,15 +495,30 @@ macro_rules! properties {
                 true $( && self.$field.is_none() )* $( && self.$rfield.is_empty() )*
             }
 
-            /// Parses a property length and the properties it covers.
+            /// Parses a property length and the properties it covers (the
+            /// sets kept inline; [`Props::parse`] parses the others).
+            #[allow(dead_code)]
             pub(crate) fn parse<'a>(
                 frame: &Bytes,
                 packet: PacketType,
                 i: &'a [u8],
             ) -> PResult<'a, Self> {
                 let (i, len) = varint(i)?;
-                let (rest, mut block) = nom::bytes::complete::take(len).parse(i)?;
+                let (rest, block) = nom::bytes::complete::take(len).parse(i)?;
                 let mut props = Self::default();
+                props.parse_fields(frame, packet, block)?;
+                Ok((rest, props))
+            }
+
+            /// Parses the properties of `block` (the bytes the Property
+            /// Length covers) into `self`, in place.
+            fn parse_fields<'a>(
+                &mut self,
+                frame: &Bytes,
+                packet: PacketType,
+                mut block: &'a [u8],
+            ) -> PResult<'a, ()> {
+                let props = self;
                 while !block.is_empty() {
                     let (r, pid) = varint(block)?;
                     let Ok(pid) = u8::try_from(pid) else {
@@ -498,7 +551,7 @@ macro_rules! properties {
                         other => return fail(DecodeError::UnknownProperty(u32::from(other))),
                     };
                 }
-                Ok((rest, props))
+                Ok((block, ()))
             }
 
             /// Size of the properties, without the Property Length.

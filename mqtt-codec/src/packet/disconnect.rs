@@ -41,8 +41,8 @@ macro_rules! reason_packet {
                 if i.is_empty() {
                     return Ok((i, Self::new(reason)));
                 }
-                let (i, properties) = <$props>::parse(frame, $ty, i)?;
-                Ok((i, Self { reason, properties: Props::new(properties) }))
+                let (i, properties) = Props::<$props>::parse(frame, $ty, i)?;
+                Ok((i, Self { reason, properties }))
             }
 
             pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {

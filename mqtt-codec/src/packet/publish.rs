@@ -86,8 +86,7 @@ impl Publish {
             (i, Some(id))
         };
         let (i, properties) = if v.is_v5() {
-            let (i, p) = PublishProperties::parse(&frame, PacketType::Publish, i)?;
-            (i, Props::new(p))
+            Props::<PublishProperties>::parse(&frame, PacketType::Publish, i)?
         } else {
             (i, Props::none())
         };

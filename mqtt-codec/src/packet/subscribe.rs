@@ -187,9 +187,9 @@ impl SubAck {
     pub(crate) fn parse<'a>(frame: &Bytes, v: ProtocolVersion, i: &'a [u8]) -> PResult<'a, Self> {
         let (i, packet_id) = packet_id(i)?;
         let (i, properties) = if v.is_v5() {
-            AckProperties::parse(frame, PacketType::SubAck, i)?
+            Props::parse(frame, PacketType::SubAck, i)?
         } else {
-            (i, AckProperties::default())
+            (i, Props::none())
         };
         let mut reasons = Vec::with_capacity(i.len());
         for &code in i {
@@ -210,7 +210,7 @@ impl SubAck {
             Self {
                 packet_id,
                 reasons,
-                properties: Props::new(properties),
+                properties,
             },
         ))
     }

@@ -114,9 +114,9 @@ impl UnsubAck {
     pub(crate) fn parse<'a>(frame: &Bytes, v: ProtocolVersion, i: &'a [u8]) -> PResult<'a, Self> {
         let (mut i, packet_id) = packet_id(i)?;
         let mut reasons = Vec::new();
-        let mut properties = AckProperties::default();
+        let mut properties = Props::none();
         if v.is_v5() {
-            (i, properties) = AckProperties::parse(frame, PacketType::UnsubAck, i)?;
+            (i, properties) = Props::parse(frame, PacketType::UnsubAck, i)?;
             reasons.reserve(i.len());
             while !i.is_empty() {
                 let (j, r) = reason_code(PacketType::UnsubAck, i)?;
@@ -129,7 +129,7 @@ impl UnsubAck {
             Self {
                 packet_id,
                 reasons,
-                properties: Props::new(properties),
+                properties,
             },
         ))
     }
