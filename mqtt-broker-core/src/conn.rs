@@ -12,7 +12,7 @@ use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
 use tokio::net::TcpStream;
 
 use crate::broker::Shared;
-use crate::state::{Output, Pending};
+use crate::state::{Lent, Output, Pending};
 use crate::stats::Counters;
 
 /// Bytes reserved for a read, at least and at most. The size adapts: it
@@ -41,7 +41,9 @@ enum Ready {
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let conn = shared.lock().open(Instant::now());
+    // Shared with the state for write-through (see `state::Lent`).
+    let stream = Arc::new(stream);
+    let conn = shared.lock().open(Instant::now(), Some(stream.clone()));
     let mut decoder = Decoder::new();
     decoder.set_max_packet_size(shared.config.max_packet_size);
     let mut inbuf = BytesMut::new();
@@ -277,7 +279,7 @@ fn input(
         let batch = packets.len();
         let full = batch >= BATCH;
         let failed = error.is_some();
-        let (hook, taken) = {
+        let (hook, taken, lent) = {
             let mut st = shared.lock();
             let now = Instant::now();
             let mut pending = st.input(now, conn, packets, error);
@@ -290,8 +292,12 @@ fn input(
             let direct = pending.is_none();
             let taken =
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
-            (pending, taken)
+            let lent = st.take_lent();
+            (pending, taken, lent)
         };
+        if !lent.is_empty() {
+            write_lent(shared, lent);
+        }
         if hook.is_some() || failed || !held.is_empty() || !full {
             if batch < 8 {
                 // A quiet connection gives the memory of a burst back.
@@ -305,6 +311,25 @@ fn input(
             };
         }
     }
+}
+
+/// Writes bytes lent by idle subscribers' connections to their sockets
+/// (write-through, see `state::Lent`), and gives back what did not fit.
+fn write_lent(shared: &Shared, mut lent: Vec<Lent>) {
+    for l in lent.iter_mut() {
+        while !l.bytes.is_empty() {
+            match l.stream.try_write(&l.bytes) {
+                Ok(n) if n > 0 => {
+                    Counters::add(&shared.counters.bytes_sent, n as u64);
+                    l.bytes.advance(n);
+                }
+                // Full or failed: the connection's own task takes over (and
+                // meets the error itself).
+                Ok(_) | Err(_) => break,
+            }
+        }
+    }
+    shared.lock().give_back(Instant::now(), lent);
 }
 
 async fn resolve_all(shared: &Shared, conn: usize, first: Pending) {
