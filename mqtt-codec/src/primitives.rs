@@ -229,6 +229,18 @@ fn scan_words(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool
         && word(load(bytes.get(bytes.len() - 8..).unwrap_or_default())) != 0
 }
 
+/// The common case of a string: every byte is ASCII and none is U+0000,
+/// checked eight bytes at a time. `false` sends the caller to the precise
+/// checks.
+#[inline]
+pub(crate) fn is_plain_ascii(b: &[u8]) -> bool {
+    !scan_words(
+        b,
+        |v| (v & HI) | zero_bytes(v),
+        |b| b.wrapping_sub(1) >= 0x7F,
+    )
+}
+
 /// The common case of a topic name, checked eight bytes at a time: every
 /// byte is ASCII and none is U+0000, `+` or `#`. `false` sends the caller to
 /// the precise checks (a non-ASCII byte may also flag its neighbour).
@@ -311,6 +323,11 @@ mod tests {
         }
         for t in cases {
             assert_eq!(is_plain_ascii_topic(&t), naive(&t), "{t:?}");
+            assert_eq!(
+                is_plain_ascii(&t),
+                t.iter().all(|&b| b != 0 && b < 0x80),
+                "{t:?}"
+            );
             assert_eq!(
                 has_wildcard(&t),
                 t.iter().any(|&b| b == b'+' || b == b'#'),

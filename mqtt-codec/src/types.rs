@@ -275,14 +275,16 @@ impl Utf8Bytes {
 /// Validates an MQTT UTF-8 Encoded String's content.
 #[inline]
 pub(crate) fn check_utf8(b: &[u8]) -> Result<(), DecodeError> {
+    // Most strings are ASCII without U+0000, which one pass of eight bytes
+    // at a time settles.
+    if crate::primitives::is_plain_ascii(b) {
+        return Ok(());
+    }
     // A zero byte can only be U+0000 in UTF-8.
     if b.contains(&0) {
         return Err(DecodeError::NullCharacter);
     }
-    // Most strings are ASCII, which a word-at-a-time check settles.
-    if !b.is_ascii() {
-        std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
-    }
+    std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
     Ok(())
 }
 
