@@ -189,7 +189,7 @@ impl<T: PropertySet> Props<T> {
             return Ok((rest, Self::none()));
         }
         // Every property parsed sets a field, so the set is not empty.
-        let mut props = Arc::new(T::default());
+        let mut props: Arc<T> = Arc::default();
         match Arc::make_mut(&mut props).wire_parse(frame, packet, block) {
             Ok(()) => Ok((rest, Self(Some(props)))),
             Err(e) => fail(e),
