@@ -632,10 +632,7 @@ async fn stalled_subscriber(qos: QoS) {
 
     // The stalled subscriber: a raw socket with a small receive buffer, that
     // subscribes and never reads again.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut stalled = Raw::from_stream(stream, V5);
+    let mut stalled = Raw::tcp_small_buffer(addr, V5).await;
     stalled.send(connect_packet(V5, "stalled", true)).await;
     assert!(matches!(stalled.recv().await, Packet::ConnAck(_)));
     stalled.subscribe("flood/#", qos).await;

@@ -18,7 +18,6 @@ use mqtt_broker_core::QueuePolicy;
 use mqtt_codec::{
     Packet, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubscriptionOptions, Will,
 };
-use tokio::net::TcpSocket;
 
 // ----- max_connections ------------------------------------------------------------------------
 
@@ -383,10 +382,8 @@ async fn max_pending_bytes_qos0_slow_reader() {
     cfg.max_pending_bytes = 64 * 1024;
     let (broker, addr) = start(cfg).await;
     // A small receive buffer so that the kernel does not absorb it all.
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let (mut sub, _) = Client::from_stream(stream, V5)
+    let (mut sub, _) = Client::tcp_small_buffer(addr, V5)
+        .await
         .handshake(connect_packet(V5, "pb-sub", true))
         .await;
     sub.subscribe("pb/#", QoS::AtMostOnce).await;

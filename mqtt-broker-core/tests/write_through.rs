@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{Packet, ProtocolVersion, Publish, QoS};
-use tokio::net::TcpSocket;
 
 mod common;
 use common::{Client, V3_1_1, V5, config, connect_packet, s, start};
@@ -38,10 +37,8 @@ fn seq(p: &Publish) -> u32 {
 /// A subscriber to `wt/#` whose socket holds little: 4 KiB of receive
 /// buffer, so that the broker's writes soon stop short.
 async fn small_subscriber(addr: SocketAddr, version: ProtocolVersion, qos: QoS) -> Client {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let (mut sub, ack) = Client::from_stream(stream, version)
+    let (mut sub, ack) = Client::tcp_small_buffer(addr, version)
+        .await
         .handshake(connect_packet(version, "wt-sub", true))
         .await;
     assert!(!ack.reason.is_error());

@@ -113,6 +113,15 @@ impl Client {
         Self::from_stream(stream, version)
     }
 
+    /// A TCP connection to `addr` with a 4 KiB receive buffer, so that the
+    /// kernel absorbs little of what the broker sends a client that does
+    /// not read.
+    pub(crate) async fn tcp_small_buffer(addr: SocketAddr, version: ProtocolVersion) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        Self::from_stream(socket.connect(addr).await.unwrap(), version)
+    }
+
     /// A client on an already connected stream.
     pub(crate) fn from_stream(stream: TcpStream, version: ProtocolVersion) -> Self {
         stream.set_nodelay(true).unwrap();
