@@ -93,12 +93,10 @@ impl Encoder {
     #[inline]
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<usize, EncodeError> {
         if let Packet::Publish(p) = packet {
-            // The hot path: no dispatch, the fixed header and topic length
-            // in one write.
-            let remaining = p.encoded_len(self.version)?;
-            let total = self.total_len(remaining)?;
-            dst.reserve(total);
-            p.put_with_header(self.version, remaining, dst);
+            // The hot path: no dispatch, and no error built when there is
+            // none (see `put_publish`).
+            let total = self.put_publish(p, p.payload.len(), dst)?;
+            dst.put_slice(&p.payload);
             return Ok(total);
         }
         let (remaining, total) = self.measure(packet)?;
@@ -145,10 +143,30 @@ impl Encoder {
         publish: &Publish,
         dst: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        let remaining = publish.encoded_len(self.version)?;
+        self.put_publish(publish, 0, dst)
+    }
+
+    /// Checks `p`, reserves room for all of it but its payload and `extra`
+    /// more bytes, and appends all of it but its payload. Returns the size
+    /// of the whole packet.
+    ///
+    /// A PUBLISH without properties is measured by a check that returns
+    /// only whether it is valid, in registers; the full measure, which
+    /// builds the precise error, runs for the others.
+    #[inline]
+    fn put_publish(
+        &self,
+        p: &Publish,
+        extra: usize,
+        dst: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let remaining = match p.plain_len(self.version) {
+            Some(n) => n,
+            None => p.encoded_len(self.version)?,
+        };
         let total = self.total_len(remaining)?;
-        dst.reserve(total - publish.payload.len());
-        Packet::put_publish_head(publish, self.version, remaining, dst);
+        dst.reserve(total - p.payload.len() + extra);
+        p.put_head_with_header(self.version, remaining, dst);
         Ok(total)
     }
 }

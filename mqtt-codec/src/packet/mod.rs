@@ -286,17 +286,4 @@ impl Packet {
             Self::Auth(p) => p.put(v, buf),
         }
     }
-
-    /// Writes the fixed header and the PUBLISH head (everything but the
-    /// payload).
-    pub(crate) fn put_publish_head<B: BufMut>(
-        p: &Publish,
-        v: ProtocolVersion,
-        remaining: usize,
-        buf: &mut B,
-    ) {
-        buf.put_u8(((PacketType::Publish as u8) << 4) | p.flags());
-        put_varint(buf, remaining);
-        p.put_head(v, buf);
-    }
 }

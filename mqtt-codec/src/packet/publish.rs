@@ -1,11 +1,12 @@
 //! PUBLISH (MQTT 5.0 section 3.3, 3.1.1 section 3.3).
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::Packet;
 use crate::primitives::{
-    check_response_topic, check_topic_name, field_len, packet_id, put_field, topic_name,
+    check_response_topic, check_topic_name, field_len, has_wildcard, packet_id, put_field,
+    topic_name,
 };
 use crate::properties::{Props, PublishProperties};
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
@@ -110,28 +111,54 @@ impl Publish {
         })))
     }
 
-    pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
-        match (self.qos, self.packet_id) {
-            (QoS::AtMostOnce, Some(_)) | (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
-                return Err(EncodeError::PacketIdMismatch);
-            }
-            _ => {}
+    /// The size of the body (all after the fixed header) of a valid
+    /// PUBLISH without a property block: the common case, in a small
+    /// result. `None` sends the caller to [`encoded_len`](Self::encoded_len)
+    /// for the precise error, or the size with properties.
+    #[inline(always)]
+    pub(crate) fn plain_len(&self, v: ProtocolVersion) -> Option<usize> {
+        let topic = self.topic.as_bytes();
+        let id_ok = self.packet_id.is_some() == (self.qos != QoS::AtMostOnce);
+        let dup_ok = !self.dup || self.packet_id.is_some();
+        if !(id_ok && dup_ok)
+            || self.properties.get().is_some()
+            || topic.is_empty()
+            || topic.len() > usize::from(u16::MAX)
+            || has_wildcard(topic)
+        {
+            return None;
         }
-        if self.dup && self.qos == QoS::AtMostOnce {
+        let id = if self.packet_id.is_some() { 2 } else { 0 };
+        Some(2 + topic.len() + id + usize::from(v.is_v5()) + self.payload.len())
+    }
+
+    pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        // A packet id exactly when QoS > 0, and DUP only then.
+        if self.packet_id.is_some() != (self.qos != QoS::AtMostOnce) {
+            return Err(EncodeError::PacketIdMismatch);
+        }
+        if self.dup && self.packet_id.is_none() {
             return Err(EncodeError::DupOnQos0);
         }
-        if check_topic_name(self.topic.as_bytes(), self.properties.topic_alias.is_some()).is_err()
-            || check_response_topic(self.properties.response_topic.as_ref()).is_err()
-        {
-            return Err(EncodeError::InvalidTopicName);
-        }
-        let mut n = field_len(self.topic.len())? + self.payload.len();
+        let topic = self.topic.as_bytes();
+        let mut n = field_len(topic.len())? + self.payload.len();
         if self.packet_id.is_some() {
             n += 2;
         }
+        let Some(props) = self.properties.get() else {
+            if has_wildcard(topic) || topic.is_empty() {
+                return Err(EncodeError::InvalidTopicName);
+            }
+            return Ok(n + usize::from(v.is_v5()));
+        };
+        if check_topic_name(topic, props.topic_alias.is_some()).is_err()
+            || check_response_topic(props.response_topic.as_ref()).is_err()
+        {
+            return Err(EncodeError::InvalidTopicName);
+        }
         if v.is_v5() {
             n += self.properties.encoded_len()?;
-        } else if !self.properties.is_empty() {
+        } else if !props.is_empty() {
             return Err(EncodeError::NotInVersion {
                 field: "properties",
                 version: v,
@@ -140,41 +167,41 @@ impl Publish {
         Ok(n)
     }
 
-    /// Writes the whole packet: the fixed header and the topic's length go
-    /// out in one write.
+    /// Writes the fixed header and all but the payload into `buf`, which
+    /// has room for them.
+    ///
+    /// The fixed header and the topic's length (at most 7 bytes) go out as
+    /// one 8-byte write, cut back to their size: a store, where a write of
+    /// their variable length is a call to copy them.
     #[inline]
-    pub(crate) fn put_with_header<B: BufMut>(
+    pub(crate) fn put_head_with_header(
         &self,
         v: ProtocolVersion,
         remaining: usize,
-        buf: &mut B,
+        buf: &mut BytesMut,
     ) {
-        let mut head = [0u8; 7];
-        let mut n = 0;
+        let topic = self.topic.as_bytes();
+        // Built in a register: bytes stored one by one and read back as a
+        // word would stall on the store buffer.
+        let mut head = u64::from(0x30 | self.flags());
+        let mut shift = 8;
         let mut len = remaining;
-        for slot in head.iter_mut().skip(1).take(4) {
-            let byte = u8::try_from(len & 0x7F).unwrap_or_default();
+        for _ in 0..4 {
+            let byte = u64::try_from(len & 0x7F).unwrap_or_default();
             len >>= 7;
-            n += 1;
             if len == 0 {
-                *slot = byte;
+                head |= byte << shift;
+                shift += 8;
                 break;
             }
-            *slot = byte | 0x80;
+            head |= (byte | 0x80) << shift;
+            shift += 8;
         }
-        if let Some(first) = head.first_mut() {
-            *first = 0x30 | self.flags();
-        }
-        let topic = self.topic.as_bytes();
-        let [hi, lo] = u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes();
-        if let Some([a, b]) = head
-            .get_mut(n + 1..n + 3)
-            .and_then(|s| <&mut [u8; 2]>::try_from(s).ok())
-        {
-            *a = hi;
-            *b = lo;
-        }
-        buf.put_slice(head.get(..n + 3).unwrap_or_default());
+        let topic_len = u16::try_from(topic.len()).unwrap_or(u16::MAX);
+        head |= u64::from(topic_len.swap_bytes()) << shift;
+        let end = buf.len() + shift / 8 + 2;
+        buf.put_slice(&head.to_le_bytes());
+        buf.truncate(end);
         buf.put_slice(topic);
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
@@ -182,7 +209,6 @@ impl Publish {
         if v.is_v5() {
             self.properties.put(buf);
         }
-        buf.put_slice(&self.payload);
     }
 
     /// Writes everything but the payload.
@@ -200,5 +226,104 @@ impl Publish {
     pub(crate) fn put<B: BufMut>(&self, v: ProtocolVersion, buf: &mut B) {
         self.put_head(v, buf);
         buf.put_slice(&self.payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UserProperty;
+    use crate::encoder::Encoder;
+
+    fn variants() -> Vec<Publish> {
+        let topics = [
+            "",
+            "a",
+            "a/b/c/d",
+            "sensors/building-7/floor-3/room-12/temperature",
+            "a/+/b",
+            "sensors/building-7/floor-3/room-12/#",
+            "#",
+            "caf\u{e9}/\u{1F600}",
+        ];
+        let long_ok = "x".repeat(usize::from(u16::MAX));
+        let too_long = "x".repeat(usize::from(u16::MAX) + 1);
+        let mut out = Vec::new();
+        for topic in topics.iter().copied().chain([&*long_ok, &*too_long]) {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                for id in [None, PacketId::new(7)] {
+                    for dup in [false, true] {
+                        for props in [false, true] {
+                            for len in [0, 3, 120, 200, 16_380, 20_000] {
+                                let mut p = Publish::new(
+                                    Utf8Bytes::try_from(topic).unwrap(),
+                                    vec![b'p'; len],
+                                );
+                                p.qos = qos;
+                                p.packet_id = id;
+                                p.dup = dup;
+                                p.retain = len % 2 == 1;
+                                if props {
+                                    p.properties
+                                        .to_mut()
+                                        .user_properties
+                                        .push(UserProperty::new(
+                                            Utf8Bytes::from_static("k"),
+                                            Utf8Bytes::from_static("v"),
+                                        ));
+                                }
+                                out.push(p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The quick measure of a PUBLISH without properties agrees with the
+    /// full one whenever it answers, and answers for every valid one.
+    #[test]
+    fn plain_len_agrees_with_encoded_len() {
+        for v in [
+            ProtocolVersion::V3_1,
+            ProtocolVersion::V3_1_1,
+            ProtocolVersion::V5,
+        ] {
+            for p in variants() {
+                let full = p.encoded_len(v);
+                match p.plain_len(v) {
+                    Some(n) => assert_eq!(full, Ok(n), "{p:?}"),
+                    None => assert!(full.is_err() || p.properties.get().is_some(), "{p:?}"),
+                }
+            }
+        }
+    }
+
+    /// The hot path (`encode`, header built in a register) writes the same
+    /// bytes as the generic writer (`encode_to`), across every length of
+    /// the Remaining Length field, and the same errors.
+    #[test]
+    fn hot_path_writes_what_the_generic_writer_writes() {
+        for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            let enc = Encoder::new(v);
+            for p in variants() {
+                let packet = Packet::Publish(p);
+                let mut fast = BytesMut::from(&b"prefix"[..]);
+                let mut generic = BytesMut::from(&b"prefix"[..]);
+                generic.reserve(70_000);
+                let a = enc.encode(&packet, &mut fast);
+                let b = enc.encode_to(&packet, &mut generic);
+                assert_eq!(a, b, "{packet:?}");
+                assert_eq!(fast, generic, "{packet:?}");
+                if let (Packet::Publish(p), Ok(total)) = (&packet, a) {
+                    let mut head = BytesMut::new();
+                    assert_eq!(enc.encode_publish_head(p, &mut head), Ok(total));
+                    assert_eq!(head.len() + p.payload.len(), total);
+                    assert_eq!(head, fast.get(6..6 + head.len()).unwrap());
+                }
+            }
+        }
     }
 }
