@@ -42,6 +42,11 @@ pub struct Config {
     /// Messages queued per client behind the inflight window or while a
     /// persistent client is away. Beyond it QoS 1/2 messages follow
     /// [`queue_policy`](Self::queue_policy). Default: 10,000.
+    ///
+    /// A connected client that is acknowledging does not get there from
+    /// one fast publisher: beyond 512 queued messages its publishers wait
+    /// (are not read) until it is down to 256. A stalled client (nothing
+    /// taken for 200 ms) holds nobody and its queue fills up to this.
     pub max_queued_messages: usize,
     /// What a full queue does with a new QoS 1/2 message. Default:
     /// [`QueuePolicy::DropNew`] (the new message is dropped and counted).

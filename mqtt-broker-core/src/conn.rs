@@ -148,7 +148,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 }
             }
             Ready::Relief => {
-                if !shared.lock().still_congested(Instant::now(), &mut held) {
+                if !shared
+                    .lock()
+                    .still_congested(Instant::now(), conn, &mut held)
+                {
                     // Decode what was left when reading stopped.
                     process = !inbuf.is_empty();
                 }
@@ -293,6 +296,9 @@ fn input(
             let taken =
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
             let lent = st.take_lent();
+            if st.take_relief() {
+                shared.drained.notify_waiters();
+            }
             (pending, taken, lent)
         };
         if !lent.is_empty() {

@@ -119,6 +119,8 @@ struct SessionSlot {
     deadline: Option<Instant>,
     counted: bool,
     touched: bool,
+    /// Its queue made publishers wait (see [`QUEUE_PRESSURE`]).
+    pressured: bool,
 }
 
 #[derive(Debug)]
@@ -173,6 +175,15 @@ impl ConnSlot {
 /// See [`ConnSlot::progress`].
 const STALLED: Duration = Duration::from_millis(200);
 
+/// Messages queued for a moving subscriber (behind its inflight window)
+/// beyond which the publishers that route to it wait; they go on once it
+/// is down to half. A publisher faster than its subscribers then runs at
+/// their pace instead of filling their queues: the queues stay small and
+/// in cache instead of growing by megabytes per subscriber. A stalled
+/// subscriber holds nobody (its queue fills up to `max_queued_messages`),
+/// nor is a publisher held that has a backlog of its own.
+const QUEUE_PRESSURE: usize = 512;
+
 /// Work that needs an async hook, to run without the lock.
 #[derive(Debug)]
 pub(crate) enum Pending {
@@ -224,6 +235,9 @@ pub(crate) struct State {
     /// Congested subscriber sessions that the routing of the current input
     /// met (backpressure: its connection stops reading until they drain).
     pressure: Vec<usize>,
+    /// A subscriber whose queue held publishers back is down to half of
+    /// [`QUEUE_PRESSURE`] (see [`State::take_relief`]).
+    relief: bool,
     scratch: Vec<(SubKey, SubValue)>,
     /// State of the generator that picks shared-subscription members.
     rng: u64,
@@ -257,6 +271,7 @@ impl State {
             lender: None,
             lent: Vec::new(),
             pressure: Vec::new(),
+            relief: false,
             scratch: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             next_auto_id: 0,
@@ -288,6 +303,7 @@ impl State {
                 deadline: None,
                 counted: false,
                 touched: false,
+                pressured: false,
                 generation,
                 hook: false,
             });
@@ -325,6 +341,7 @@ impl State {
             deadline: None,
             counted: false,
             touched: false,
+            pressured: false,
             generation,
             hook: false,
         });
@@ -401,6 +418,12 @@ impl State {
     /// Whether routing woke another connection's task since the last call.
     pub(crate) fn take_woken(&mut self) -> bool {
         std::mem::take(&mut self.woken)
+    }
+
+    /// Whether a subscriber's queue drained enough since the last call for
+    /// the publishers it held back to go on.
+    pub(crate) fn take_relief(&mut self) -> bool {
+        std::mem::take(&mut self.relief)
     }
 
     /// The bytes lent since the last call.
@@ -501,22 +524,38 @@ impl State {
         }
     }
 
-    /// Whether any subscriber in `held` is still congested and moving;
-    /// forgets those that are not.
-    pub(crate) fn still_congested(&mut self, now: Instant, held: &mut Vec<usize>) -> bool {
+    /// Whether any subscriber in `held` (which connection `conn` published
+    /// to) is still congested and moving; forgets those that are not.
+    pub(crate) fn still_congested(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        held: &mut Vec<usize>,
+    ) -> bool {
+        // Queues hold back only a publisher without a backlog (see
+        // `deliver`).
+        let by_queue = !self.session_of(conn).is_some_and(|s| self.backlogged(s));
         let (sessions, conns, max) = (&self.sessions, &self.conns, self.max_pending);
         held.retain(|&s| {
-            sessions
-                .get(s)
-                .and_then(|slot| slot.conn)
-                .and_then(|c| conns.get(c))
-                .is_some_and(|c| {
-                    !c.closing
-                        && c.out.len() >= max
-                        && now.saturating_duration_since(c.progress) < STALLED
-                })
+            let Some(slot) = sessions.get(s) else {
+                return false;
+            };
+            let queue_full = || by_queue && slot.session.state().queued_len() >= QUEUE_PRESSURE / 2;
+            slot.conn.and_then(|c| conns.get(c)).is_some_and(|c| {
+                !c.closing
+                    && (c.out.len() >= max || queue_full())
+                    && now.saturating_duration_since(c.progress) < STALLED
+            })
         });
         !held.is_empty()
+    }
+
+    /// Whether session `s` has messages queued for its client beyond half
+    /// of [`QUEUE_PRESSURE`].
+    fn backlogged(&self, s: usize) -> bool {
+        self.sessions
+            .get(s)
+            .is_some_and(|x| x.session.state().queued_len() >= QUEUE_PRESSURE / 2)
     }
 
     /// The transport of `conn` is gone.
@@ -746,6 +785,12 @@ impl State {
             }
         }
         self.flush_session(s);
+        if let Some(slot) = self.sessions.get_mut(s) {
+            if slot.pressured && slot.session.state().queued_len() < QUEUE_PRESSURE / 2 {
+                slot.pressured = false;
+                self.relief = true;
+            }
+        }
         match self.sessions.get(s) {
             Some(slot) if slot.session.is_ended() && !slot.hook => self.remove_session(s, true),
             Some(_) => self.update_deadline(s),
@@ -1066,9 +1111,24 @@ impl State {
                 if slot.session.publish(now, m).is_err() {
                     Counters::add(&self.counters.publish_dropped, 1);
                 }
+                let queue_full = moving
+                    && from != Some(s)
+                    && slot.session.state().queued_len() >= QUEUE_PRESSURE;
                 if !slot.touched {
                     slot.touched = true;
                     self.touched.push(s);
+                }
+                // A publisher with a backlog of its own is never held: it
+                // must go on reading the acknowledgements that drain it
+                // (two clients publishing to each other would otherwise
+                // hold each other until one counts as stalled).
+                if queue_full && !from.is_some_and(|f| self.backlogged(f)) {
+                    if let Some(slot) = self.sessions.get_mut(s) {
+                        slot.pressured = true;
+                    }
+                    if !self.pressure.contains(&s) {
+                        self.pressure.push(s);
+                    }
                 }
             }
             SubKey::Local(l) => {
