@@ -1357,7 +1357,8 @@ mod sizes {
 }
 
 #[cfg(test)]
-mod write_through {
+/// Tests on connections with real sockets: write-through and backpressure.
+mod flow {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::sync::Arc;
@@ -1366,7 +1367,12 @@ mod write_through {
     use bytes::Bytes;
     use tokio::net::{TcpListener, TcpStream};
 
-    use super::{Lent, State};
+    use mqtt_codec::{
+        Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
+        Utf8Bytes,
+    };
+
+    use super::{Lent, Pending, QUEUE_PRESSURE, STALLED, State};
     use crate::config::Config;
     use crate::stats::Counters;
 
@@ -1378,7 +1384,11 @@ mod write_through {
     }
 
     fn state() -> State {
-        let cfg = Config::default();
+        let cfg = Config {
+            // Small, so that a few hundred messages queue behind it.
+            max_inflight: std::num::NonZeroU16::new(10).unwrap(),
+            ..Config::default()
+        };
         State::new(
             cfg.session_config(),
             cfg.max_pending_bytes,
@@ -1426,5 +1436,88 @@ mod write_through {
         }];
         st.give_back(now, lent);
         assert!(st.output(now, c).bytes.is_none());
+    }
+
+    fn packet(p: impl Into<Packet>) -> Packet {
+        p.into()
+    }
+
+    /// A connected client `id` on a fresh socket, subscribed to `filter`
+    /// at QoS 1; its connection index.
+    async fn client(st: &mut State, now: Instant, id: &'static str, filter: &'static str) -> usize {
+        let c = st.open(now, Some(socket().await));
+        let connect = Connect::new(ProtocolVersion::V3_1_1, Utf8Bytes::from_static(id));
+        assert!(matches!(
+            st.input(now, c, &mut vec![packet(connect)], None),
+            Some(Pending::Connect(_))
+        ));
+        assert!(st.connect_decided(now, c, Ok(())).is_none());
+        let sub = Subscribe::new(
+            PacketId::new(1).unwrap(),
+            Utf8Bytes::from_static(filter),
+            SubscriptionOptions::new(QoS::AtLeastOnce),
+        );
+        assert!(st.input(now, c, &mut vec![packet(sub)], None).is_none());
+        c
+    }
+
+    /// `n` QoS 1 messages from connection `c` to `topic`.
+    fn publish(st: &mut State, now: Instant, c: usize, topic: &'static str, n: u16) {
+        let mut packets: Vec<Packet> = (1..=n)
+            .map(|i| {
+                let mut p = Publish::new(Utf8Bytes::from_static(topic), "m");
+                p.qos = QoS::AtLeastOnce;
+                p.packet_id = PacketId::new(i);
+                p.into()
+            })
+            .collect();
+        assert!(st.input(now, c, &mut packets, None).is_none());
+    }
+
+    /// A publisher is held while a moving subscriber's queue is over
+    /// `QUEUE_PRESSURE`, and let go once its own queue is long (it must
+    /// read the acknowledgements that drain it): two clients publishing to
+    /// each other never hold each other.
+    #[tokio::test]
+    async fn queue_pressure_holds_a_publisher_unless_it_has_a_backlog() {
+        let (mut st, now) = (state(), Instant::now());
+        let a = client(&mut st, now, "a", "to-a").await;
+        let b = client(&mut st, now, "b", "to-b").await;
+        let sb = st.session_of(b).unwrap();
+        let n = u16::try_from(QUEUE_PRESSURE).unwrap() + 100;
+        // Nobody acknowledges: the window fills, the rest is queued.
+        publish(&mut st, now, a, "to-b", n);
+        let mut held = Vec::new();
+        st.take_pressure(&mut held);
+        assert_eq!(held, [sb], "a waits for b's queue");
+        assert!(st.still_congested(now, a, &mut held));
+        // b publishes as much to a: a now has a backlog of its own, and b
+        // is not held by it.
+        publish(&mut st, now, b, "to-a", n);
+        let mut held_b = Vec::new();
+        st.take_pressure(&mut held_b);
+        assert!(held_b.is_empty(), "b held by a, which waits for b");
+        // a is let go at its next look.
+        assert!(!st.still_congested(now, a, &mut held));
+        assert!(held.is_empty());
+    }
+
+    /// A stalled subscriber (nothing taken for `STALLED`) holds nobody.
+    #[tokio::test]
+    async fn a_stalled_subscriber_holds_nobody() {
+        let (mut st, now) = (state(), Instant::now());
+        let a = client(&mut st, now, "a", "to-a").await;
+        let _b = client(&mut st, now, "b", "to-b").await;
+        let later = now + STALLED;
+        publish(
+            &mut st,
+            later,
+            a,
+            "to-b",
+            u16::try_from(QUEUE_PRESSURE).unwrap() + 100,
+        );
+        let mut held = Vec::new();
+        st.take_pressure(&mut held);
+        assert!(held.is_empty());
     }
 }
