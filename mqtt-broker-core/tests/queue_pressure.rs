@@ -9,12 +9,14 @@
 //! instead of filling it; clients that publish to each other never hold
 //! each other up.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use mqtt_broker_core::Broker;
 use mqtt_codec::{Decoder, Encoder, Packet, PacketId, PubAck, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
@@ -28,6 +30,14 @@ use common::{Client, V3_1_1, config, publish_packet, start};
 const QUEUE: usize = 512;
 const BATCH: usize = 512;
 const INFLIGHT: u16 = 10;
+
+/// A broker with an inflight window of [`INFLIGHT`] and room to queue.
+async fn start_small_window() -> (Broker, SocketAddr) {
+    let mut cfg = config();
+    cfg.max_inflight = NonZeroU16::new(INFLIGHT).unwrap();
+    cfg.max_queued_messages = 100_000;
+    start(cfg).await
+}
 
 /// `n` QoS 1 PUBLISH packets to `topic`, encoded back to back.
 fn burst(topic: &str, n: usize) -> BytesMut {
@@ -81,10 +91,7 @@ async fn read_until(
 #[tokio::test]
 async fn a_fast_publisher_waits_for_a_moving_subscribers_queue() {
     const N: usize = 4_000;
-    let mut cfg = config();
-    cfg.max_inflight = NonZeroU16::new(INFLIGHT).unwrap();
-    cfg.max_queued_messages = 100_000;
-    let (_broker, addr) = start(cfg).await;
+    let (_broker, addr) = start_small_window().await;
     let mut sub = Client::connect(addr, V3_1_1, "qp-sub", true).await;
     sub.subscribe("qp/t", QoS::AtLeastOnce).await;
     let publisher = Client::connect(addr, V3_1_1, "qp-pub", true).await;
@@ -130,10 +137,7 @@ async fn a_fast_publisher_waits_for_a_moving_subscribers_queue() {
 #[tokio::test]
 async fn clients_publishing_to_each_other_both_finish() {
     const N: usize = 3_000;
-    let mut cfg = config();
-    cfg.max_inflight = NonZeroU16::new(INFLIGHT).unwrap();
-    cfg.max_queued_messages = 100_000;
-    let (_broker, addr) = start(cfg).await;
+    let (_broker, addr) = start_small_window().await;
     let mut tasks = Vec::new();
     let mut clients = Vec::new();
     for (id, filter) in [("qp-a", "qp/b"), ("qp-b", "qp/a")] {
