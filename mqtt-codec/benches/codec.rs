@@ -648,10 +648,31 @@ fn stream_benches(c: &mut Criterion) {
     }
 }
 
+/// `N` PUBACKs: what a QoS 1 publisher reads back, and a broker from every
+/// QoS 1 subscriber.
+fn puback_benches(c: &mut Criterion) {
+    for (name, v) in [
+        ("puback_v311", ProtocolVersion::V3_1_1),
+        ("puback_v5", ProtocolVersion::V5),
+    ] {
+        let ours = Packet::from(PubAck::new(PacketId::new(4242).unwrap()));
+        let theirs = if v.is_v5() {
+            Theirs::V5(v5::Packet::PubAck(v5::PubAck::new(4242, None)))
+        } else {
+            Theirs::V4(v4::Packet::PubAck(v4::PubAck::new(4242)))
+        };
+        let wire = repeat(&check_pair(v, &ours, &theirs), N);
+        let mut g = c.benchmark_group(format!("decode_{name}"));
+        bench_decode(&mut g, v, &wire, N);
+        g.finish();
+    }
+}
+
 criterion_group!(
     benches,
     publish_benches,
     connect_subscribe_benches,
-    stream_benches
+    stream_benches,
+    puback_benches
 );
 criterion_main!(benches);

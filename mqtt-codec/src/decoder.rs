@@ -2,7 +2,7 @@
 
 use std::num::NonZeroU32;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use crate::error::DecodeError;
 use crate::packet::{Packet, Publish};
@@ -173,8 +173,16 @@ impl Decoder {
             return Ok(None);
         }
         self.state = State::Header;
-        let frame = buf.split_to(total).freeze();
         let version = self.version.unwrap_or(ProtocolVersion::V5);
+        if Packet::has_short_body(ty, total.saturating_sub(header_len)) {
+            let r = match buf.get(header_len..total) {
+                Some(body) => Packet::parse_short(body, ty, version),
+                None => Err(DecodeError::UnexpectedEnd),
+            };
+            buf.advance(total);
+            return r.map(Some);
+        }
+        let frame = buf.split_to(total).freeze();
         if ty == PacketType::Publish {
             return Publish::parse(frame, header_len, version, flags);
         }

@@ -12,8 +12,9 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{PResult, VARINT_MAX, fail, put_varint, varint_len};
-use crate::properties::check_auth;
-use crate::types::{PacketType, ProtocolVersion};
+use crate::properties::{AckProperties, check_auth};
+use crate::reason::ReasonCode;
+use crate::types::{PacketId, PacketType, ProtocolVersion};
 
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use connack::ConnAck;
@@ -128,11 +129,101 @@ impl Packet {
         v: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let body = frame.get(header_len..).unwrap_or_default();
-        let (rest, packet) = Self::parse_body(&frame, body, ty, v)?;
+        Self::parse_whole(&frame, body, ty, v)
+    }
+
+    /// Parses `body`, which must be used up.
+    #[inline]
+    fn parse_whole(
+        frame: &Bytes,
+        body: &[u8],
+        ty: PacketType,
+        v: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let (rest, packet) = Self::parse_body(frame, body, ty, v)?;
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes(rest.len()));
         }
         Ok(packet)
+    }
+
+    /// Whether a body of `len` bytes is too short to hold a property: a
+    /// packet identifier and a reason code at most (the acknowledgements of
+    /// PUBLISH), a reason code at most (DISCONNECT), nothing (PINGREQ,
+    /// PINGRESP). Such a packet is parsed by [`parse_short`](Self::parse_short)
+    /// straight from the read buffer: nothing of it is kept, so the buffer is
+    /// not shared (no reference count to take and release).
+    #[inline]
+    pub(crate) fn has_short_body(ty: PacketType, len: usize) -> bool {
+        match ty {
+            // A property block would need a length byte after both.
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+                len <= 3
+            }
+            PacketType::Disconnect => len <= 1,
+            PacketType::PingReq | PacketType::PingResp => true,
+            _ => false,
+        }
+    }
+
+    /// Parses a packet for which [`has_short_body`](Self::has_short_body)
+    /// holds, exactly as [`parse`](Self::parse) would.
+    #[inline]
+    pub(crate) fn parse_short(
+        body: &[u8],
+        ty: PacketType,
+        v: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let ack = matches!(
+            ty,
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp
+        );
+        if !ack {
+            // Parsed as the general parser does. It reaches for the frame
+            // only to slice properties out of it, and a body this short has
+            // none: an empty frame does.
+            return Self::parse_whole(&Bytes::new(), body, ty, v);
+        }
+        // The common shapes of an acknowledgement, built in place: an
+        // identifier, and at 5.0 a reason code.
+        let (id, code) = match *body {
+            [hi, lo] => (u16::from_be_bytes([hi, lo]), None),
+            [hi, lo, code] if v.is_v5() => (u16::from_be_bytes([hi, lo]), Some(code)),
+            // The rest (errors) as the general parser says.
+            _ => return Self::parse_whole(&Bytes::new(), body, ty, v),
+        };
+        let packet_id = PacketId::new(id).ok_or(DecodeError::ZeroPacketId)?;
+        let reason = match code {
+            None => ReasonCode::Success,
+            Some(code) => match ReasonCode::try_from(code) {
+                Ok(r) if r.is_allowed_in(ty) => r,
+                _ => return Err(DecodeError::InvalidReasonCode { packet: ty, code }),
+            },
+        };
+        let properties = AckProperties::default();
+        Ok(match ty {
+            PacketType::PubAck => Self::PubAck(PubAck {
+                packet_id,
+                reason,
+                properties,
+            }),
+            PacketType::PubRec => Self::PubRec(PubRec {
+                packet_id,
+                reason,
+                properties,
+            }),
+            PacketType::PubRel => Self::PubRel(PubRel {
+                packet_id,
+                reason,
+                properties,
+            }),
+            PacketType::PubComp => Self::PubComp(PubComp {
+                packet_id,
+                reason,
+                properties,
+            }),
+            _ => return Self::parse_whole(&Bytes::new(), body, ty, v),
+        })
     }
 
     fn parse_body<'a>(
@@ -285,5 +376,76 @@ impl Packet {
             Self::Disconnect(p) => p.put(v, buf),
             Self::Auth(p) => p.put(v, buf),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bodies of up to four bytes, each byte from a set that covers packet
+    /// identifier 0, valid and invalid reason codes and property lengths;
+    /// plus every value of the reason code byte after a valid identifier.
+    fn bodies() -> Vec<Vec<u8>> {
+        const BYTES: [u8; 8] = [0x00, 0x01, 0x02, 0x10, 0x80, 0x87, 0x92, 0xFF];
+        let mut all: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|b| {
+                    BYTES.iter().map(move |&x| {
+                        let mut b = b.clone();
+                        b.push(x);
+                        b
+                    })
+                })
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all.extend((0..=255u8).map(|r| vec![0x12, 0x34, r]));
+        all.extend((0..=255u8).map(|r| vec![r]));
+        all
+    }
+
+    /// The short path (no frame) parses exactly what the path through the
+    /// frame parses, errors included, for every packet type and version.
+    #[test]
+    fn short_bodies_parse_as_through_the_frame() {
+        let versions = [
+            ProtocolVersion::V3_1,
+            ProtocolVersion::V3_1_1,
+            ProtocolVersion::V5,
+        ];
+        let mut short = 0;
+        for v in versions {
+            for ty in (1..=15).filter_map(PacketType::from_nibble) {
+                for body in bodies() {
+                    if !Packet::has_short_body(ty, body.len()) {
+                        continue;
+                    }
+                    let fast = Packet::parse_short(&body, ty, v);
+                    short += 1;
+                    let mut frame = vec![(ty as u8) << 4, u8::try_from(body.len()).unwrap()];
+                    frame.extend_from_slice(&body);
+                    let slow = Packet::parse(Bytes::from(frame), 2, ty, v);
+                    assert_eq!(fast, slow, "{ty:?} at {v:?}, body {body:02x?}");
+                }
+            }
+        }
+        // Four acknowledgements, PINGREQ, PINGRESP and DISCONNECT took it.
+        assert!(short > 3 * 4 * (1 + 8 + 64 + 512), "{short}");
+    }
+
+    #[test]
+    fn only_bodies_without_room_for_properties_take_the_short_path() {
+        assert!(Packet::has_short_body(PacketType::PubAck, 3));
+        assert!(!Packet::has_short_body(PacketType::PubAck, 4));
+        assert!(Packet::has_short_body(PacketType::Disconnect, 1));
+        assert!(!Packet::has_short_body(PacketType::Disconnect, 2));
+        assert!(Packet::has_short_body(PacketType::PingReq, 0));
+        assert!(!Packet::has_short_body(PacketType::Auth, 1));
+        assert!(!Packet::has_short_body(PacketType::Publish, 2));
+        assert!(!Packet::has_short_body(PacketType::SubAck, 3));
     }
 }
