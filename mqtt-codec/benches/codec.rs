@@ -649,7 +649,7 @@ fn stream_benches(c: &mut Criterion) {
 }
 
 /// `N` PUBACKs: what a QoS 1 publisher reads back, and a broker from every
-/// QoS 1 subscriber.
+/// QoS 1 subscriber (and writes to every QoS 1 publisher).
 fn puback_benches(c: &mut Criterion) {
     for (name, v) in [
         ("puback_v311", ProtocolVersion::V3_1_1),
@@ -664,6 +664,9 @@ fn puback_benches(c: &mut Criterion) {
         let wire = repeat(&check_pair(v, &ours, &theirs), N);
         let mut g = c.benchmark_group(format!("decode_{name}"));
         bench_decode(&mut g, v, &wire, N);
+        g.finish();
+        let mut g = c.benchmark_group(format!("encode_{name}"));
+        bench_encode(&mut g, v, &ours, &theirs, false);
         g.finish();
     }
 }
