@@ -1,6 +1,7 @@
 //! The sending side of QoS 1 and 2 (MQTT 5.0 section 4.3, 4.4): packet
 //! identifiers, the inflight window and the bounded queue behind it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -278,11 +279,10 @@ impl Outgoing {
 
     /// PUBACK for `pid`.
     pub(crate) fn puback(&mut self, pid: PacketId, reason: ReasonCode) -> Acked {
-        match self.inflight.get(&pid) {
-            Some(f) if f.message.qos == QoS::AtLeastOnce => {
-                let id = f.id;
-                self.inflight.remove(&pid);
-                Acked::Done(id, reason)
+        // One lookup on the path of every QoS 1 delivery.
+        match self.inflight.entry(pid) {
+            Entry::Occupied(f) if f.get().message.qos == QoS::AtLeastOnce => {
+                Acked::Done(f.remove().id, reason)
             }
             _ => Acked::Unknown,
         }
@@ -311,12 +311,10 @@ impl Outgoing {
 
     /// PUBCOMP for `pid`.
     pub(crate) fn pubcomp(&mut self, pid: PacketId, reason: ReasonCode) -> Acked {
-        match self.inflight.get(&pid) {
-            Some(f) if f.stage == Stage::Released => {
-                let id = f.id;
-                self.inflight.remove(&pid);
+        match self.inflight.entry(pid) {
+            Entry::Occupied(f) if f.get().stage == Stage::Released => {
                 self.released = self.released.saturating_sub(1);
-                Acked::Done(id, reason)
+                Acked::Done(f.remove().id, reason)
             }
             _ => Acked::Unknown,
         }
