@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::broker::Shared;
@@ -121,7 +122,22 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 }
                 inbuf.reserve(chunk);
                 let room = inbuf.capacity() - inbuf.len();
-                match stream.try_read_buf(&mut inbuf) {
+                // A short read drained the socket: saying so from `try_io`
+                // clears its readiness at once, which saves the read that
+                // would only find it empty. The clearing is skipped if a
+                // readiness event came in since the read began, so no data
+                // is left unnoticed.
+                let mut got = None;
+                let r = stream.try_io(Interest::READABLE, || {
+                    let n = stream.try_read_buf(&mut inbuf)?;
+                    got = Some(n);
+                    if n > 0 && n < room {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(n)
+                    }
+                });
+                match got.map_or(r, Ok) {
                     Ok(0) => break,
                     Ok(n) => {
                         if n == room {
