@@ -149,8 +149,8 @@ impl Packet {
 
     /// Whether a body of `len` bytes is too short to hold a property: a
     /// packet identifier and a reason code at most (the acknowledgements of
-    /// PUBLISH), a reason code at most (DISCONNECT), nothing (PINGREQ,
-    /// PINGRESP). Such a packet is parsed by [`parse_short`](Self::parse_short)
+    /// PUBLISH), a reason code at most (DISCONNECT), or PINGREQ and PINGRESP
+    /// (which have none: any body is an error). Such a packet is parsed by [`parse_short`](Self::parse_short)
     /// straight from the read buffer: nothing of it is kept, so the buffer is
     /// not shared (no reference count to take and release).
     #[inline]
