@@ -107,7 +107,11 @@ macro_rules! pub_response {
         impl $name {
             /// A successful response for `packet_id`, without properties.
             pub fn new(packet_id: PacketId) -> Self {
-                Self { packet_id, reason: ReasonCode::Success, properties: AckProperties::default() }
+                Self::without_properties(packet_id, ReasonCode::Success)
+            }
+
+            pub(crate) fn without_properties(packet_id: PacketId, reason: ReasonCode) -> Self {
+                Self { packet_id, reason, properties: AckProperties::default() }
             }
 
             pub(crate) fn parse<'a>(

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{PResult, VARINT_MAX, fail, put_varint, varint_len};
-use crate::properties::{AckProperties, check_auth};
+use crate::properties::check_auth;
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion};
 
@@ -200,28 +200,11 @@ impl Packet {
                 _ => return Err(DecodeError::InvalidReasonCode { packet: ty, code }),
             },
         };
-        let properties = AckProperties::default();
         Ok(match ty {
-            PacketType::PubAck => Self::PubAck(PubAck {
-                packet_id,
-                reason,
-                properties,
-            }),
-            PacketType::PubRec => Self::PubRec(PubRec {
-                packet_id,
-                reason,
-                properties,
-            }),
-            PacketType::PubRel => Self::PubRel(PubRel {
-                packet_id,
-                reason,
-                properties,
-            }),
-            PacketType::PubComp => Self::PubComp(PubComp {
-                packet_id,
-                reason,
-                properties,
-            }),
+            PacketType::PubAck => Self::PubAck(PubAck::without_properties(packet_id, reason)),
+            PacketType::PubRec => Self::PubRec(PubRec::without_properties(packet_id, reason)),
+            PacketType::PubRel => Self::PubRel(PubRel::without_properties(packet_id, reason)),
+            PacketType::PubComp => Self::PubComp(PubComp::without_properties(packet_id, reason)),
             _ => return Self::parse_whole(&Bytes::new(), body, ty, v),
         })
     }
