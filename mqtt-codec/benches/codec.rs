@@ -605,18 +605,26 @@ fn connect_subscribe_benches(c: &mut Criterion) {
         ("subscribe_10_v5", ProtocolVersion::V5),
     ] {
         let (ours, theirs) = subscribe(v, 17, 10);
-        let wire = repeat(&check_pair(v, &ours, &theirs), N);
-        {
-            let mut g = c.benchmark_group(format!("decode_{name}"));
-            bench_decode(&mut g, v, &wire, N);
-            g.finish();
-        }
-        {
-            let mut g = c.benchmark_group(format!("encode_{name}"));
-            bench_encode(&mut g, v, &ours, &theirs, false);
-            g.finish();
-        }
+        decode_and_encode(c, name, v, &ours, &theirs);
     }
+}
+
+/// Groups `decode_{name}` (`N` copies of the packet) and `encode_{name}`,
+/// after checking that each codec reads the other's bytes.
+fn decode_and_encode(
+    c: &mut Criterion,
+    name: &str,
+    v: ProtocolVersion,
+    ours: &Packet,
+    theirs: &Theirs,
+) {
+    let wire = repeat(&check_pair(v, ours, theirs), N);
+    let mut g = c.benchmark_group(format!("decode_{name}"));
+    bench_decode(&mut g, v, &wire, N);
+    g.finish();
+    let mut g = c.benchmark_group(format!("encode_{name}"));
+    bench_encode(&mut g, v, ours, theirs, false);
+    g.finish();
 }
 
 fn stream_benches(c: &mut Criterion) {
@@ -661,13 +669,7 @@ fn puback_benches(c: &mut Criterion) {
         } else {
             Theirs::V4(v4::Packet::PubAck(v4::PubAck::new(4242)))
         };
-        let wire = repeat(&check_pair(v, &ours, &theirs), N);
-        let mut g = c.benchmark_group(format!("decode_{name}"));
-        bench_decode(&mut g, v, &wire, N);
-        g.finish();
-        let mut g = c.benchmark_group(format!("encode_{name}"));
-        bench_encode(&mut g, v, &ours, &theirs, false);
-        g.finish();
+        decode_and_encode(c, name, v, &ours, &theirs);
     }
 }
 

@@ -245,30 +245,16 @@ mod tests {
                 ),
                 (ReasonCode::UnspecifiedError, props.clone()),
             ] {
-                let p = PubAck {
-                    packet_id: id,
-                    reason,
-                    properties: properties.clone(),
-                };
-                all.push(p.into());
-                let p = PubRec {
-                    packet_id: id,
-                    reason,
-                    properties: properties.clone(),
-                };
-                all.push(p.into());
-                let p = PubRel {
-                    packet_id: id,
-                    reason,
-                    properties: properties.clone(),
-                };
-                all.push(p.into());
-                let p = PubComp {
-                    packet_id: id,
-                    reason,
-                    properties,
-                };
-                all.push(p.into());
+                macro_rules! ack {
+                    ($t:ident) => {
+                        Packet::from($t {
+                            packet_id: id,
+                            reason,
+                            properties: properties.clone(),
+                        })
+                    };
+                }
+                all.extend([ack!(PubAck), ack!(PubRec), ack!(PubRel), ack!(PubComp)]);
             }
         }
         all
