@@ -66,7 +66,7 @@ fn build(p: Pkt) -> Packet {
             c.clean_start = clean;
             c.keep_alive = u16::from(keep_alive);
             if will {
-                let mut w = Will::new(s("will/t"), Bytes::from_static(b"bye"));
+                let mut w = Will::new(TopicName::from_static("will/t").unwrap(), Bytes::from_static(b"bye"));
                 if v5 {
                     w.properties.will_delay_interval = Some(5);
                 }
@@ -90,14 +90,14 @@ fn build(p: Pkt) -> Packet {
         }
         Pkt::Publish { qos: q, dup, retain, topic, pid, alias, empty_topic, expiry } => {
             let q = qos(q);
-            let mut p = Publish::new(s(TOPICS[usize::from(topic) % TOPICS.len()]), Bytes::from_static(b"payload"));
+            let mut p = Publish::new(PublishTopic::from_static(TOPICS[usize::from(topic) % TOPICS.len()]), Bytes::from_static(b"payload"));
             p.qos = q;
             p.retain = retain;
             p.dup = dup && q != QoS::AtMostOnce;
             p.packet_id = if q == QoS::AtMostOnce { None } else { PacketId::new(pid.max(1)) };
             p.properties.to_mut().topic_alias = alias.and_then(|a| NonZeroU16::new(u16::from(a)));
             if empty_topic && p.properties.topic_alias.is_some() {
-                p.topic = Utf8Bytes::new();
+                p.topic = PublishTopic::empty();
             }
             p.properties.to_mut().message_expiry_interval = expiry.map(u32::from);
             p.into()

@@ -734,9 +734,7 @@ impl State {
                         username: c.username.as_ref().map(|u| u.as_str().to_owned()),
                         password: c.password.clone(),
                         protocol: c.protocol,
-                        will_topic: c.will.as_ref().and_then(|w| {
-                            mqtt_topic::TopicName::try_from(w.topic.as_bytes().clone()).ok()
-                        }),
+                        will_topic: c.will.as_ref().map(|w| w.topic.clone()),
                     };
                     if hooks {
                         pending = Some(Pending::Connect(info));
@@ -1465,7 +1463,7 @@ mod flow {
     fn publish(st: &mut State, now: Instant, c: usize, topic: &'static str, n: u16) {
         let mut packets: Vec<Packet> = (1..=n)
             .map(|i| {
-                let mut p = Publish::new(Utf8Bytes::from_static(topic), "m");
+                let mut p = Publish::new(mqtt_codec::PublishTopic::from_static(topic), "m");
                 p.qos = QoS::AtLeastOnce;
                 p.packet_id = PacketId::new(i);
                 p.into()

@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::Config;
 use mqtt_codec::{
     ConnAck, Decoder, Encoder, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
-    QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, Utf8Bytes,
+    QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -51,7 +51,10 @@ async fn still_serves(addr: SocketAddr) {
         let mut sub = Raw::connect(addr, version, "alive-sub", true).await;
         sub.subscribe("alive/t", qos).await;
         let mut publ = Raw::connect(addr, version, "alive-pub", true).await;
-        let mut p = Publish::new(utf8("alive/t"), Bytes::from_static(b"still here"));
+        let mut p = Publish::new(
+            mqtt_codec::PublishTopic::try_from("alive/t").unwrap(),
+            Bytes::from_static(b"still here"),
+        );
         p.qos = QoS::AtLeastOnce;
         p.packet_id = Some(pid(7));
         publ.send(p).await;
@@ -209,14 +212,17 @@ async fn v5_garbage_after_connect() {
     // A Topic Alias above the Topic Alias Maximum the broker announced (64
     // by default) [MQTT-3.3.2-9]: 0x94 Topic Alias invalid.
     let mut c = Raw::connect(addr, V5, "alias", true).await;
-    let mut p = Publish::new(utf8("a/b"), Bytes::from_static(b"x"));
+    let mut p = Publish::new(
+        mqtt_codec::PublishTopic::try_from("a/b").unwrap(),
+        Bytes::from_static(b"x"),
+    );
     p.properties.to_mut().topic_alias = NonZeroU16::new(65);
     c.send(p).await;
     c.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
 
     // An empty topic with an alias that was never set: protocol error.
     let mut c = Raw::connect(addr, V5, "alias-unknown", true).await;
-    let mut p = Publish::new(Utf8Bytes::default(), Bytes::from_static(b"x"));
+    let mut p = Publish::new(mqtt_codec::PublishTopic::empty(), Bytes::from_static(b"x"));
     p.properties.to_mut().topic_alias = NonZeroU16::new(3);
     c.send(p).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
@@ -241,7 +247,10 @@ async fn receive_maximum_exceeded() {
         other => panic!("{other:?}"),
     }
     for i in 1..=5 {
-        let mut p = Publish::new(utf8("rm/t"), Bytes::from_static(b"x"));
+        let mut p = Publish::new(
+            mqtt_codec::PublishTopic::try_from("rm/t").unwrap(),
+            Bytes::from_static(b"x"),
+        );
         p.qos = QoS::ExactlyOnce;
         p.packet_id = Some(pid(i));
         c.send(p).await;
@@ -276,7 +285,13 @@ async fn first_packet_not_connect() {
         ("PINGREQ", encode(V3_1_1, Packet::PingReq)),
         (
             "PUBLISH",
-            encode(V3_1_1, Publish::new(utf8("a/b"), Bytes::from_static(b"x"))),
+            encode(
+                V3_1_1,
+                Publish::new(
+                    mqtt_codec::PublishTopic::try_from("a/b").unwrap(),
+                    Bytes::from_static(b"x"),
+                ),
+            ),
         ),
         (
             "SUBSCRIBE",
@@ -332,7 +347,10 @@ async fn oversized(version: ProtocolVersion) {
     let mut sub = Raw::connect(addr, version, "big-sub", true).await;
     sub.subscribe("big/#", QoS::AtMostOnce).await;
     let mut c = Raw::connect(addr, version, "big2", true).await;
-    let mut p = Publish::new(utf8("big/a"), Bytes::new());
+    let mut p = Publish::new(
+        mqtt_codec::PublishTopic::try_from("big/a").unwrap(),
+        Bytes::new(),
+    );
     let empty = p.packet_len(version).unwrap();
     // The fixed header is 3 bytes for both sizes.
     p.payload = Bytes::from(vec![b'x'; 1024 - empty - 1]);
@@ -555,7 +573,10 @@ async fn flood(
             (window - (sent - done)).min(n - sent)
         };
         for _ in 0..room {
-            let mut p = Publish::new(utf8(topic), payload.clone());
+            let mut p = Publish::new(
+                mqtt_codec::PublishTopic::try_from(topic).unwrap(),
+                payload.clone(),
+            );
             p.qos = qos;
             if qos != QoS::AtMostOnce {
                 next_id = next_id.checked_add(1).unwrap_or(1);
@@ -657,7 +678,10 @@ async fn stalled_subscriber(qos: QoS) {
 
     // The marker reaches the reading subscriber after the flood.
     let mut marker = Raw::connect(addr, V5, "marker-pub", true).await;
-    let mut m = Publish::new(utf8("marker"), Bytes::from_static(b"end"));
+    let mut m = Publish::new(
+        mqtt_codec::PublishTopic::try_from("marker").unwrap(),
+        Bytes::from_static(b"end"),
+    );
     m.qos = QoS::AtMostOnce;
     marker.send(m).await;
     marker.ping().await;
@@ -744,7 +768,10 @@ async fn qos2_more_than_65535_queued() {
         while done < N {
             let mut out = BytesMut::new();
             while sent < N && sent - done < 500 {
-                let mut p = Publish::new(utf8("q2/t"), Bytes::from(format!("{sent}")));
+                let mut p = Publish::new(
+                    mqtt_codec::PublishTopic::try_from("q2/t").unwrap(),
+                    Bytes::from(format!("{sent}")),
+                );
                 p.qos = QoS::ExactlyOnce;
                 next_id = next_id.checked_add(1).unwrap_or(1);
                 p.packet_id = Some(pid(next_id));

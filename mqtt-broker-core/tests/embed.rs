@@ -52,7 +52,10 @@ async fn start(builder: BrokerBuilder) -> (Broker, SocketAddr) {
 }
 
 fn publish(t: &str, payload: &'static str, qos: QoS, retain: bool) -> Publish {
-    let mut p = Publish::new(utf8(t), Bytes::from_static(payload.as_bytes()));
+    let mut p = Publish::new(
+        mqtt_codec::PublishTopic::try_from(t).unwrap(),
+        Bytes::from_static(payload.as_bytes()),
+    );
     p.qos = qos;
     p.retain = retain;
     p

@@ -578,7 +578,7 @@ async fn maximum_qos() {
     c.expect_disconnect(ReasonCode::QoSNotSupported).await;
 
     let mut w = connect_packet(V5, "mq2-will", true);
-    let mut will = Will::new(s("w"), "x");
+    let mut will = Will::new(mqtt_codec::TopicName::try_from("w").unwrap(), "x");
     will.qos = QoS::ExactlyOnce;
     w.will = Some(will);
     let (mut refused, ack) = Client::connect_raw(addr, w).await;

@@ -59,7 +59,10 @@ fn filter(f: &str) -> TopicFilter {
 /// A CONNECT with a QoS 0 will on `will_topic`.
 fn connect_with_will(version: ProtocolVersion, client_id: &str, will_topic: &str) -> Connect {
     let mut c = connect_packet(version, client_id, true);
-    c.will = Some(Will::new(s(will_topic), Bytes::from_static(b"will")));
+    c.will = Some(Will::new(
+        mqtt_codec::TopicName::try_from(will_topic).unwrap(),
+        Bytes::from_static(b"will"),
+    ));
     c
 }
 

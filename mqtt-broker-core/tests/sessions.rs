@@ -417,7 +417,10 @@ async fn session_takeover_across_versions() {
 
 fn with_will(version: ProtocolVersion, id: &str, topic: &str, payload: &str, qos: QoS) -> Connect {
     let mut c = connect_packet(version, id, true);
-    let mut w = Will::new(s(topic), Bytes::copy_from_slice(payload.as_bytes()));
+    let mut w = Will::new(
+        mqtt_codec::TopicName::try_from(topic).unwrap(),
+        Bytes::copy_from_slice(payload.as_bytes()),
+    );
     w.qos = qos;
     c.will = Some(w);
     c

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use mqtt_codec::{Packet, ProtocolVersion, Publish, QoS};
 
 mod common;
-use common::{Client, V3_1_1, V5, config, connect_packet, s, start};
+use common::{Client, V3_1_1, V5, config, connect_packet, start};
 
 const PAYLOAD: usize = 16 * 1024;
 
@@ -57,7 +57,10 @@ async fn in_order_through_a_full_socket(version: ProtocolVersion) {
     let mut publisher = Client::connect(addr, version, "wt-pub", true).await;
     let publishing = tokio::spawn(async move {
         for i in 0..N {
-            let mut p = Publish::new(s("wt/a"), payload(i));
+            let mut p = Publish::new(
+                mqtt_codec::PublishTopic::try_from("wt/a").unwrap(),
+                payload(i),
+            );
             p.qos = QoS::AtLeastOnce;
             publisher.publish_packet(p).await;
         }
@@ -95,10 +98,18 @@ async fn qos0_flood_to_a_full_socket_arrives_in_order_or_not_at_all() {
     let mut publisher = Client::connect(addr, V3_1_1, "wt-pub", true).await;
     let publishing = tokio::spawn(async move {
         for i in 0..N {
-            publisher.send(Publish::new(s("wt/a"), payload(i))).await;
+            publisher
+                .send(Publish::new(
+                    mqtt_codec::PublishTopic::try_from("wt/a").unwrap(),
+                    payload(i),
+                ))
+                .await;
         }
         // The end, at QoS 1: queued, not dropped.
-        let mut end = Publish::new(s("wt/end"), payload(N));
+        let mut end = Publish::new(
+            mqtt_codec::PublishTopic::try_from("wt/end").unwrap(),
+            payload(N),
+        );
         end.qos = QoS::AtLeastOnce;
         publisher.publish_packet(end).await;
         publisher

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mqtt_codec::{
-    PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubscriptionOptions, Utf8Bytes,
-};
+use mqtt_codec::{PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubscriptionOptions};
 use mqtt_session::Message;
 use mqtt_topic::{TopicFilter, TopicName};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -401,9 +399,7 @@ impl Client {
         if rough <= max as usize && m.properties.is_empty() {
             return Ok(());
         }
-        let topic = Utf8Bytes::try_from(m.topic.clone().into_bytes())
-            .map_err(|_| ClientError::InvalidTopic(mqtt_topic::TopicError::InvalidUtf8))?;
-        let mut p = Publish::new(topic, m.payload.clone());
+        let mut p = Publish::new(m.topic.clone(), m.payload.clone());
         p.qos = m.qos;
         p.retain = m.retain;
         p.packet_id = (m.qos != QoS::AtMostOnce).then_some(PacketId::MIN);

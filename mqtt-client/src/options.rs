@@ -351,14 +351,15 @@ impl ClientOptions {
     /// none.
     ///
     /// ```
-    /// use mqtt_client::{ClientOptions, QoS, Utf8Bytes, Will};
+    /// use mqtt_client::{ClientOptions, QoS, TopicName, Will};
     ///
-    /// let mut will = Will::new(Utf8Bytes::from_static("devices/17/status"), "offline");
+    /// let mut will = Will::new(TopicName::from_static("devices/17/status")?, "offline");
     /// will.qos = QoS::AtLeastOnce;
     /// will.retain = true;
     /// will.properties.will_delay_interval = Some(5);
     /// let mut options = ClientOptions::new("localhost", 1883);
     /// options.will(will);
+    /// # Ok::<(), mqtt_client::TopicError>(())
     /// ```
     pub fn will(&mut self, will: Will) -> &mut Self {
         self.will = Some(will);

@@ -180,7 +180,10 @@ async fn will_is_published_when_the_connection_breaks_not_on_disconnect(kind: Ki
 
         // A normal DISCONNECT discards the will.
         let mut o = options(&broker, v, "polite");
-        o.will(Will::new(Utf8Bytes::from_static("wills/polite"), "gone"));
+        o.will(Will::new(
+            mqtt_codec::TopicName::from_static("wills/polite").unwrap(),
+            "gone",
+        ));
         Client::connect(o)
             .await
             .unwrap()
@@ -192,7 +195,10 @@ async fn will_is_published_when_the_connection_breaks_not_on_disconnect(kind: Ki
         // A broken connection publishes it.
         let proxy = Proxy::start(broker.port()).await;
         let mut o = ClientOptions::from_url(&proxy.url()).unwrap();
-        let mut will = Will::new(Utf8Bytes::from_static("wills/rude"), "vanished");
+        let mut will = Will::new(
+            mqtt_codec::TopicName::from_static("wills/rude").unwrap(),
+            "vanished",
+        );
         will.qos = QoS::AtLeastOnce;
         if v.is_v5() {
             will.properties.content_type = Some(Utf8Bytes::from_static("text/plain"));

@@ -17,11 +17,11 @@ use crate::types::{PacketType, ProtocolVersion};
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use mqtt_codec::{Encoder, ProtocolVersion, Publish, Utf8Bytes};
+/// use mqtt_codec::{Encoder, ProtocolVersion, Publish, PublishTopic};
 ///
 /// let enc = Encoder::new(ProtocolVersion::V3_1_1);
 /// let mut buf = BytesMut::new();
-/// let p = Publish::new(Utf8Bytes::from_static("a/b"), &b"hi"[..]);
+/// let p = Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]);
 /// assert_eq!(enc.encode(&p.into(), &mut buf)?, 9);
 /// assert_eq!(&buf[..], b"\x30\x07\x00\x03a/bhi");
 /// # Ok::<(), mqtt_codec::EncodeError>(())
@@ -96,10 +96,15 @@ impl Encoder {
         if let Packet::Publish(p) = packet {
             // The hot path: no dispatch, and no error built when there is
             // none (see `put_publish`).
-            let total = self.put_publish(p, p.payload.len(), dst)?;
-            dst.put_slice(&p.payload);
-            return Ok(total);
+            return self.put_publish(p, false, dst);
         }
+        self.encode_other(packet, dst)
+    }
+
+    /// [`encode`](Self::encode) for every packet but PUBLISH, out of line so
+    /// that the PUBLISH path is small enough to inline into the caller.
+    #[inline(never)]
+    fn encode_other(&self, packet: &Packet, dst: &mut BytesMut) -> Result<usize, EncodeError> {
         if let Some(head) = self.plain_ack(packet) {
             // PUBACK, PUBREC, PUBREL, PUBCOMP for success without
             // properties: one packet of each QoS 1/2 flow, four fixed bytes.
@@ -170,30 +175,46 @@ impl Encoder {
         publish: &Publish,
         dst: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        self.put_publish(publish, 0, dst)
+        self.put_publish(publish, true, dst)
     }
 
-    /// Checks `p`, reserves room for all of it but its payload and `extra`
-    /// more bytes, and appends all of it but its payload. Returns the size
-    /// of the whole packet.
+    /// Checks `p` and appends it, or all of it but its payload if
+    /// `head_only`. Returns the size of the whole packet.
     ///
     /// A PUBLISH without properties is measured by a check that returns
-    /// only whether it is valid, in registers; the full measure, which
-    /// builds the precise error, runs for the others.
-    #[inline]
+    /// only whether it is valid, in registers, and written by
+    /// [`Publish::put_plain`]; the full measure, which builds the precise
+    /// error, runs for the others.
+    #[inline(always)]
     fn put_publish(
         &self,
         p: &Publish,
-        extra: usize,
+        head_only: bool,
         dst: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        let remaining = match p.plain_len(self.version) {
-            Some(n) => n,
-            None => p.encoded_len(self.version)?,
-        };
+        if let Some(remaining) = p.plain_len(self.version) {
+            let total = self.total_len(remaining)?;
+            p.put_plain(self.version, remaining, head_only, dst);
+            return Ok(total);
+        }
+        self.put_publish_in_full(p, head_only, dst)
+    }
+
+    /// [`put_publish`](Self::put_publish) for a PUBLISH with properties or
+    /// an invalid one, out of line: the path above inlines into the caller.
+    #[inline(never)]
+    fn put_publish_in_full(
+        &self,
+        p: &Publish,
+        head_only: bool,
+        dst: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let remaining = p.encoded_len(self.version)?;
         let total = self.total_len(remaining)?;
-        dst.reserve(total - p.payload.len() + extra);
+        let payload: &[u8] = if head_only { &[] } else { &p.payload };
+        dst.reserve(total - p.payload.len() + payload.len());
         p.put_head_with_header(self.version, remaining, dst);
+        dst.put_slice(payload);
         Ok(total)
     }
 }

@@ -36,11 +36,11 @@
 //! ```
 //! use bytes::BytesMut;
 //! use mqtt_codec::{
-//!     Decoder, Encoder, Packet, ProtocolVersion, Publish, QoS, PacketId, Utf8Bytes,
+//!     Decoder, Encoder, Packet, PacketId, ProtocolVersion, Publish, PublishTopic, QoS,
 //! };
 //!
 //! // A client encodes a QoS 1 PUBLISH with a message expiry (MQTT 5.0)...
-//! let mut publish = Publish::new(Utf8Bytes::from_static("sensors/1/temp"), &b"21.5"[..]);
+//! let mut publish = Publish::new(PublishTopic::from_static("sensors/1/temp"), &b"21.5"[..]);
 //! publish.qos = QoS::AtLeastOnce;
 //! publish.packet_id = PacketId::new(7);
 //! publish.properties.to_mut().message_expiry_interval = Some(60);
@@ -70,11 +70,13 @@ mod packet;
 mod primitives;
 pub mod properties;
 mod reason;
+mod topic;
 mod types;
 
 pub use decoder::{Decoder, MAX_PACKET_SIZE};
 pub use encoder::Encoder;
 pub use error::{DecodeError, EncodeError};
+pub use mqtt_topic::{TopicError, TopicName};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, PubAck, PubComp, PubRec, PubRel, Publish, SubAck,
     Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
@@ -85,6 +87,7 @@ pub use properties::{
     WillProperties,
 };
 pub use reason::ReasonCode;
+pub use topic::PublishTopic;
 pub use types::{
     PacketId, PacketType, PayloadFormat, ProtocolVersion, QoS, RetainHandling, SubscriptionId,
     UserProperty, Utf8Bytes,

@@ -10,6 +10,7 @@ use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Parser};
 
 use crate::error::{DecodeError, EncodeError};
+use crate::topic::PublishTopic;
 use crate::types::{PacketId, Utf8Bytes, check_utf8};
 
 /// The largest value a Variable Byte Integer can hold.
@@ -256,7 +257,7 @@ pub(crate) fn is_plain_ascii_topic(topic: &[u8]) -> bool {
 /// A PUBLISH Topic Name: a UTF-8 string that is a valid topic name (the
 /// emptiness rule depends on the Topic Alias and is checked by the caller).
 #[inline]
-pub(crate) fn topic_name<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Bytes> {
+pub(crate) fn topic_name<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, PublishTopic> {
     let (i, b) = raw_binary(i)?;
     if !is_plain_ascii_topic(b) {
         if let Err(e) = check_utf8(b) {
@@ -266,20 +267,7 @@ pub(crate) fn topic_name<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Byte
             return fail(DecodeError::WildcardInTopicName);
         }
     }
-    Ok((i, Utf8Bytes::from_checked(frame.slice_ref(b))))
-}
-
-/// Checks a topic name: no wildcard, and not empty unless a Topic Alias
-/// stands for it.
-#[inline]
-pub(crate) fn check_topic_name(topic: &[u8], aliased: bool) -> Result<(), DecodeError> {
-    if has_wildcard(topic) {
-        return Err(DecodeError::WildcardInTopicName);
-    }
-    if topic.is_empty() && !aliased {
-        return Err(DecodeError::EmptyTopicName);
-    }
-    Ok(())
+    Ok((i, PublishTopic::from_checked(frame.slice_ref(b))))
 }
 
 /// A Response Topic is a topic name: no wildcards \[MQTT-3.3.2-14\].

@@ -106,9 +106,9 @@ pub trait PropertySet: sealed::Sealed + Clone + Default + 'static {
 /// first time.
 ///
 /// ```
-/// use mqtt_codec::{Publish, Utf8Bytes};
+/// use mqtt_codec::{Publish, PublishTopic};
 ///
-/// let mut p = Publish::new(Utf8Bytes::from_static("a/b"), &b"hi"[..]);
+/// let mut p = Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]);
 /// assert!(p.properties.is_empty());
 /// assert_eq!(p.properties.message_expiry_interval, None);
 /// p.properties.to_mut().message_expiry_interval = Some(60);

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
+use mqtt_codec::PublishTopic;
 use mqtt_codec::{Decoder, Encoder, Packet, PacketId, ProtocolVersion, Publish, QoS, Utf8Bytes};
 
 struct Counting;
@@ -50,7 +51,7 @@ fn allocations() -> usize {
 
 fn publish(payload_len: usize, props: bool) -> Packet {
     let mut p = Publish::new(
-        Utf8Bytes::from_static("tenant/7/site/3/device/42/temp"),
+        PublishTopic::from_static("tenant/7/site/3/device/42/temp"),
         vec![7u8; payload_len],
     );
     p.qos = QoS::AtLeastOnce;

@@ -25,6 +25,7 @@ use mqtt_codec::{
     PacketType, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscriptionOptions, Unsubscribe, Utf8Bytes,
 };
+use mqtt_codec::{PublishTopic, TopicError, TopicName};
 
 const V3: Option<ProtocolVersion> = Some(ProtocolVersion::V3_1);
 const V4: Option<ProtocolVersion> = Some(ProtocolVersion::V3_1_1);
@@ -1146,14 +1147,13 @@ fn assert_encode_err_with(enc: Encoder, packet: impl Into<Packet>, expected: Enc
 
 #[test]
 fn encode_field_too_long() {
-    // [MQTT-4.7.3-3] a topic name encodes to at most 65,535 bytes.
-    let long = Utf8Bytes::try_from("a".repeat(65_536)).unwrap();
-    assert_encode_err(
-        E4,
-        Publish::new(long, Bytes::new()),
-        EncodeError::FieldTooLong(65_536),
+    // [MQTT-4.7.3-3] a topic name encodes to at most 65,535 bytes: a
+    // longer one cannot be made.
+    assert_eq!(
+        PublishTopic::try_from("a".repeat(65_536)),
+        Err(TopicError::TooLong { len: 65_536 })
     );
-    let longest = Utf8Bytes::try_from("a".repeat(65_535)).unwrap();
+    let longest = PublishTopic::try_from("a".repeat(65_535)).unwrap();
     let mut dst = BytesMut::new();
     assert_eq!(
         Encoder::new(E4).encode(&Publish::new(longest, Bytes::new()).into(), &mut dst),
@@ -1177,16 +1177,16 @@ fn encode_remaining_length_over_268_435_455() {
     // size is refused before anything is written.
     let topic_and_len = 5; // "a/b" with its two-byte length, QoS 0
     let max_payload = 268_435_455 - topic_and_len;
-    let fits = Publish::new(s("a/b"), vec![0u8; max_payload]);
+    let fits = Publish::new(PublishTopic::from_static("a/b"), vec![0u8; max_payload]);
     assert_eq!(Packet::from(fits).encoded_len(E4), Ok(268_435_460));
-    let over = Publish::new(s("a/b"), vec![0u8; max_payload + 1]);
+    let over = Publish::new(PublishTopic::from_static("a/b"), vec![0u8; max_payload + 1]);
     assert_encode_err(E4, over, EncodeError::RemainingLengthTooLarge(268_435_456));
 }
 
 #[test]
 fn encode_packet_too_large_for_the_peer_maximum() {
     // PUBLISH "a/b" "hi" at 3.1.1 is 9 bytes.
-    let p = Publish::new(s("a/b"), &b"hi"[..]);
+    let p = Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]);
     let mut enc = Encoder::new(E4);
     enc.set_max_packet_size(NonZeroU32::new(8));
     assert_encode_err_with(
@@ -1208,7 +1208,7 @@ fn encode_packet_too_large_for_the_peer_maximum() {
 #[test]
 fn encode_5_0_only_fields_at_3_1_1() {
     let not_in = |field| EncodeError::NotInVersion { field, version: E4 };
-    let mut p = Publish::new(s("a/b"), Bytes::new());
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
     p.properties.to_mut().message_expiry_interval = Some(10);
     assert_encode_err(E4, p, not_in("properties"));
     let mut c = Connect::new(E4, s("c"));
@@ -1256,10 +1256,10 @@ fn encode_5_0_only_fields_at_3_1_1() {
 #[test]
 fn encode_packet_id_must_match_qos() {
     // [MQTT-2.2.1-2] no packet id at QoS 0; one at QoS 1 and 2.
-    let mut qos0 = Publish::new(s("a/b"), Bytes::new());
+    let mut qos0 = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
     qos0.packet_id = Some(pid(1));
     assert_encode_err(E5, qos0, EncodeError::PacketIdMismatch);
-    let mut qos1 = Publish::new(s("a/b"), Bytes::new());
+    let mut qos1 = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
     qos1.qos = QoS::AtLeastOnce;
     assert_encode_err(E4, qos1.clone(), EncodeError::PacketIdMismatch);
     qos1.qos = QoS::ExactlyOnce;
@@ -1268,7 +1268,7 @@ fn encode_packet_id_must_match_qos() {
 
 #[test]
 fn encode_dup_on_qos0() {
-    let mut p = Publish::new(s("a/b"), Bytes::new());
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
     p.dup = true;
     assert_encode_err(E4, p, EncodeError::DupOnQos0);
 }
@@ -1317,13 +1317,17 @@ fn encode_reason_code_not_allowed_in_the_packet() {
 
 #[test]
 fn encode_invalid_topic_names() {
+    // [MQTT-4.7.0-1] no wildcards: such a topic cannot be made, so no
+    // PUBLISH or will carries one.
     for topic in ["a/+", "a/#", "+", "#"] {
-        let p = Publish::new(Utf8Bytes::try_from(topic).unwrap(), Bytes::new());
-        assert_encode_err(E4, p.clone(), EncodeError::InvalidTopicName);
-        assert_encode_err(E5, p, EncodeError::InvalidTopicName);
+        assert_eq!(
+            PublishTopic::try_from(topic),
+            Err(TopicError::WildcardInName)
+        );
+        assert_eq!(TopicName::try_from(topic), Err(TopicError::WildcardInName));
     }
     // Empty, without a topic alias.
-    let empty = Publish::new(s(""), Bytes::new());
+    let empty = Publish::new(PublishTopic::from_static(""), Bytes::new());
     assert_encode_err(E4, empty.clone(), EncodeError::InvalidTopicName);
     assert_encode_err(E5, empty.clone(), EncodeError::InvalidTopicName);
     // A topic alias does not make an empty topic valid at 3.1.1, where
@@ -1400,7 +1404,7 @@ fn encode_to_a_slice_too_small() {
 
 #[test]
 fn encode_publish_head_then_payload_equals_encode() {
-    let mut p = Publish::new(s("t"), vec![7u8; 300]);
+    let mut p = Publish::new(PublishTopic::from_static("t"), vec![7u8; 300]);
     p.qos = QoS::ExactlyOnce;
     p.packet_id = Some(pid(9));
     for version in [E4, E5] {
@@ -1420,8 +1424,9 @@ fn encode_publish_head_then_payload_equals_encode() {
         head.extend_from_slice(&p.payload);
         assert_eq!(head, whole);
     }
-    // A head that cannot be encoded writes nothing.
-    let mut bad = Publish::new(s("a/+"), &b"x"[..]);
+    // A head that cannot be encoded (an empty topic without an alias)
+    // writes nothing.
+    let mut bad = Publish::new(PublishTopic::empty(), &b"x"[..]);
     bad.retain = true;
     let mut head = BytesMut::from(&b"xyz"[..]);
     assert_eq!(
@@ -1487,8 +1492,12 @@ fn response_topic_with_a_wildcard_is_refused() {
 }
 
 #[test]
-fn encoder_refuses_a_will_topic_with_a_wildcard() {
-    let mut c = Connect::new(E4, s("c"));
-    c.will = Some(mqtt_codec::Will::new(s("a/+"), Bytes::new()));
-    assert_encode_err(E4, c, EncodeError::InvalidTopicName);
+fn encoder_refuses_a_will_whose_response_topic_has_a_wildcard() {
+    // The will topic itself is a `TopicName`, which cannot hold one.
+    assert_eq!(TopicName::try_from("a/+"), Err(TopicError::WildcardInName));
+    let mut will = mqtt_codec::Will::new(TopicName::from_static("a/b").unwrap(), Bytes::new());
+    will.properties.response_topic = Some(s("r/#"));
+    let mut c = Connect::new(E5, s("c"));
+    c.will = Some(will);
+    assert_encode_err(E5, c, EncodeError::InvalidTopicName);
 }

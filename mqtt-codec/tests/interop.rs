@@ -18,6 +18,7 @@ use mqtt_codec::{
     PubRel, Publish, QoS, ReasonCode, RetainHandling, Subscribe, SubscribeFilter, SubscriptionId,
     SubscriptionOptions, Unsubscribe, UserProperty, Utf8Bytes, Will,
 };
+use mqtt_codec::{PublishTopic, TopicName};
 
 /// One decoded capture: the version learnt from CONNECT, and each packet
 /// with the exact bytes it was decoded from.
@@ -117,7 +118,10 @@ fn publish(
     packet_id: u16,
     retain: bool,
 ) -> Publish {
-    let mut p = Publish::new(s(topic), Bytes::from_static(payload));
+    let mut p = Publish::new(
+        PublishTopic::try_from(topic).unwrap(),
+        Bytes::from_static(payload),
+    );
     p.qos = qos;
     p.packet_id = PacketId::new(packet_id);
     p.retain = retain;
@@ -137,7 +141,7 @@ fn mosquitto_pub_connect(v: ProtocolVersion) -> Connect {
     let mut c = Connect::new(v, s("fixture-client"));
     c.keep_alive = 60;
     c.clean_start = true;
-    let mut will = Will::new(s("w/t"), &b"bye"[..]);
+    let mut will = Will::new(TopicName::from_static("w/t").unwrap(), &b"bye"[..]);
     will.qos = QoS::AtLeastOnce;
     if v.is_v5() {
         c.properties.session_expiry_interval = Some(60);
@@ -304,7 +308,7 @@ fn paho_v5() {
     connect.properties.receive_maximum = std::num::NonZeroU16::new(20);
     connect.properties.topic_alias_maximum = Some(5);
     connect.properties.user_properties = vec![user("app", "fixture")];
-    let mut will = Will::new(s("paho/status"), &b"gone"[..]);
+    let mut will = Will::new(TopicName::from_static("paho/status").unwrap(), &b"gone"[..]);
     will.qos = QoS::ExactlyOnce;
     will.properties.will_delay_interval = Some(10);
     will.properties.payload_format_indicator = Some(PayloadFormat::Utf8);

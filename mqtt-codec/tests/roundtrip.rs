@@ -27,8 +27,8 @@ fn utf8() -> impl Strategy<Value = Utf8Bytes> {
     "[a-zA-Z0-9/ _é€𝄞+#$-]{0,16}".prop_map(|s| Utf8Bytes::try_from(s).unwrap())
 }
 
-fn topic_name() -> impl Strategy<Value = Utf8Bytes> {
-    "[a-zA-Z0-9/ _é€$-]{1,16}".prop_map(|s| Utf8Bytes::try_from(s).unwrap())
+fn topic_name() -> impl Strategy<Value = TopicName> {
+    "[a-zA-Z0-9/ _é€$-]{1,16}".prop_map(|s| TopicName::try_from(s).unwrap())
 }
 
 fn bin() -> impl Strategy<Value = Bytes> {
@@ -134,7 +134,7 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             of(payload_format()),
             of(any::<u32>()),
             of(utf8()),
-            of(topic_name()),
+            of(topic_name().prop_map(|t| Utf8Bytes::try_from(t.into_bytes()).unwrap())),
             of(bin()),
             user_props(),
         )
@@ -258,7 +258,7 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             of(payload_format()),
             of(any::<u32>()),
             of(nz16()),
-            of(topic_name()),
+            of(topic_name().prop_map(|t| Utf8Bytes::try_from(t.into_bytes()).unwrap())),
             of(bin()),
             of(utf8()),
             user_props(),
@@ -292,9 +292,9 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 let has_id = qos != QoS::AtMostOnce;
                 // An empty topic stands only with a Topic Alias.
                 let topic = if empty_topic && properties.topic_alias.is_some() {
-                    Utf8Bytes::new()
+                    PublishTopic::empty()
                 } else {
-                    topic
+                    topic.into()
                 };
                 Packet::Publish(Publish {
                     dup: dup && has_id,

@@ -23,6 +23,7 @@ use mqtt_codec::{
     Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck,
     Unsubscribe, Will,
 };
+use mqtt_codec::{PublishTopic, TopicName};
 
 const V4: ProtocolVersion = ProtocolVersion::V3_1_1;
 const V3: ProtocolVersion = ProtocolVersion::V3_1;
@@ -64,7 +65,7 @@ fn connect_with_will_username_and_password() {
     assert_eq!(c.password.as_deref(), Some(&[0x01, 0x02][..]));
     assert!(c.properties.is_empty());
 
-    let mut will = Will::new(s("w/t"), &b"bye"[..]);
+    let mut will = Will::new(TopicName::from_static("w/t").unwrap(), &b"bye"[..]);
     will.qos = QoS::AtLeastOnce;
     will.retain = true;
     let mut expected = Connect::new(V4, s("c1"));
@@ -208,7 +209,7 @@ const PUBLISH_QOS0: &[u8] = &[
 
 #[test]
 fn publish_qos0() {
-    let expected = Publish::new(s("a/b"), &b"hi"[..]);
+    let expected = Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]);
     assert_vector(V4, PUBLISH_QOS0, &expected.into());
 }
 
@@ -234,7 +235,7 @@ fn publish_qos1() {
     assert_eq!(&p.payload[..], b"hi!");
     assert!(p.properties.is_empty());
 
-    let mut expected = Publish::new(s("a/b"), &b"hi!"[..]);
+    let mut expected = Publish::new(PublishTopic::from_static("a/b"), &b"hi!"[..]);
     expected.qos = QoS::AtLeastOnce;
     expected.packet_id = Some(pid(10));
     assert_vector(V4, PUBLISH_QOS1, &expected.into());
@@ -250,7 +251,7 @@ const PUBLISH_QOS2_DUP_RETAIN: &[u8] = &[
 
 #[test]
 fn publish_qos2_with_dup_and_retain() {
-    let mut expected = Publish::new(s("s/é"), &[0x00, 0xFF][..]);
+    let mut expected = Publish::new(PublishTopic::from_static("s/é"), &[0x00, 0xFF][..]);
     expected.dup = true;
     expected.qos = QoS::ExactlyOnce;
     expected.retain = true;
@@ -267,7 +268,7 @@ const PUBLISH_RETAIN_EMPTY: &[u8] = &[
 
 #[test]
 fn publish_retained_with_empty_payload() {
-    let mut expected = Publish::new(s("a/b"), Bytes::new());
+    let mut expected = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
     expected.retain = true;
     assert_vector(V4, PUBLISH_RETAIN_EMPTY, &expected.into());
 }
@@ -282,13 +283,13 @@ fn publish_with_two_byte_remaining_length() {
     ];
     let mut vector = head.to_vec();
     vector.extend_from_slice(&[b'x'; 200]); // payload: 200 bytes
-    let expected = Publish::new(s("a/b"), vec![b'x'; 200]);
+    let expected = Publish::new(PublishTopic::from_static("a/b"), vec![b'x'; 200]);
     assert_vector(V4, &vector, &expected.into());
 }
 
 #[test]
 fn publish_head_plus_payload_is_the_vector() {
-    let mut p = Publish::new(s("a/b"), &b"hi!"[..]);
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), &b"hi!"[..]);
     p.qos = QoS::AtLeastOnce;
     p.packet_id = Some(pid(10));
     let mut head = BytesMut::new();

@@ -27,6 +27,7 @@ use mqtt_codec::{
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, RetainHandling,
     SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
+use mqtt_codec::{PublishTopic, TopicName};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -75,7 +76,7 @@ const CONNECT_FULL: &[u8] = &[
 ];
 
 fn connect_full() -> Connect {
-    let mut will = Will::new(s("w/t"), &b"gone"[..]);
+    let mut will = Will::new(TopicName::from_static("w/t").unwrap(), &b"gone"[..]);
     will.qos = QoS::ExactlyOnce;
     will.retain = true;
     will.properties.will_delay_interval = Some(5);
@@ -321,14 +322,18 @@ const PUBLISH_QOS2_DUP_RETAIN: &[u8] = &[
 
 #[test]
 fn publish_at_each_qos() {
-    assert_vector(V5, PUBLISH_QOS0, &Publish::new(s("a/b"), &b"hi"[..]).into());
+    assert_vector(
+        V5,
+        PUBLISH_QOS0,
+        &Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]).into(),
+    );
 
-    let mut qos1 = Publish::new(s("a/b"), &b"hi!"[..]);
+    let mut qos1 = Publish::new(PublishTopic::from_static("a/b"), &b"hi!"[..]);
     qos1.qos = QoS::AtLeastOnce;
     qos1.packet_id = Some(pid(10));
     assert_vector(V5, PUBLISH_QOS1, &qos1.into());
 
-    let mut qos2 = Publish::new(s("a/b"), &[0xAB, 0xCD][..]);
+    let mut qos2 = Publish::new(PublishTopic::from_static("a/b"), &[0xAB, 0xCD][..]);
     qos2.dup = true;
     qos2.qos = QoS::ExactlyOnce;
     qos2.retain = true;
@@ -356,11 +361,11 @@ const PUBLISH_USE_ALIAS: &[u8] = &[
 
 #[test]
 fn publish_with_topic_alias_and_empty_topic() {
-    let mut set = Publish::new(s("a/b"), &b"x"[..]);
+    let mut set = Publish::new(PublishTopic::from_static("a/b"), &b"x"[..]);
     set.properties.to_mut().topic_alias = Some(nz16(7));
     assert_vector(V5, PUBLISH_SET_ALIAS, &set.into());
 
-    let mut used = Publish::new(s(""), &b"x"[..]);
+    let mut used = Publish::new(PublishTopic::from_static(""), &b"x"[..]);
     used.properties.to_mut().topic_alias = Some(nz16(7));
     assert_vector(V5, PUBLISH_USE_ALIAS, &used.into());
 }
@@ -386,7 +391,7 @@ const PUBLISH_PROPERTIES: &[u8] = &[
 ];
 
 fn publish_properties() -> Publish {
-    let mut p = Publish::new(s("a/b"), &b"{}"[..]);
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), &b"{}"[..]);
     p.qos = QoS::AtLeastOnce;
     p.packet_id = Some(pid(1));
     let props = p.properties.to_mut();

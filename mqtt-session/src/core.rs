@@ -7,8 +7,8 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 use mqtt_codec::{
-    Packet, PacketId, Props, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
-    ReasonCode, Utf8Bytes,
+    Packet, PacketId, Props, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
+    PublishTopic, QoS, ReasonCode,
 };
 use mqtt_topic::TopicName;
 
@@ -437,18 +437,13 @@ impl Core {
 
 /// Resolves the topic of a received PUBLISH, applying its Topic Alias.
 fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolError> {
-    let parse = |b: &Utf8Bytes| {
-        TopicName::try_from(b.as_bytes().clone()).map_err(|_| ProtocolError::TopicNameInvalid)
-    };
+    // The codec checked the rules of a name; only emptiness is left.
     let Some(alias) = p.properties.topic_alias else {
-        if p.topic.is_empty() {
-            // "It is a Protocol Error if the Topic Name is zero length and
-            // there is no Topic Alias."
-            return Err(ProtocolError::Malformed(
-                mqtt_codec::DecodeError::EmptyTopicName,
-            ));
-        }
-        return parse(&p.topic);
+        // "It is a Protocol Error if the Topic Name is zero length and
+        // there is no Topic Alias."
+        return p.topic.name().cloned().ok_or(ProtocolError::Malformed(
+            mqtt_codec::DecodeError::EmptyTopicName,
+        ));
     };
     let a = alias.get();
     // [MQTT-3.3.2-9]/[MQTT-3.3.2-10]: 0 is excluded by the codec; over the
@@ -456,15 +451,14 @@ fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolErro
     if a > link.our_alias_max {
         return Err(ProtocolError::TopicAliasInvalid(a));
     }
-    if p.topic.is_empty() {
+    let Some(topic) = p.topic.name().cloned() else {
         return link
             .aliases
             .as_ref()
             .and_then(|x| x.inbound.get(&a))
             .cloned()
             .ok_or(ProtocolError::TopicAliasUnknown(a));
-    }
-    let topic = parse(&p.topic)?;
+    };
     link.aliases
         .get_or_insert_default()
         .inbound
@@ -514,13 +508,13 @@ fn build_publish(
     if v5 && expiry.is_some() && properties.message_expiry_interval != expiry {
         properties.to_mut().message_expiry_interval = expiry;
     }
-    let mut topic = Utf8Bytes::try_from(m.topic.clone().into_bytes()).ok()?;
+    let mut topic = PublishTopic::from(m.topic.clone());
     let mut new_alias = false;
     if v5 && link.use_outbound_aliases && link.peer_alias_max > 0 {
         let aliases = link.aliases.get_or_insert_default();
         if let Some(&a) = aliases.outbound.get(&m.topic) {
             properties.to_mut().topic_alias = std::num::NonZeroU16::new(a);
-            topic = Utf8Bytes::new();
+            topic = PublishTopic::empty();
         } else if let Ok(n) = u16::try_from(aliases.outbound.len() + 1) {
             if n <= link.peer_alias_max {
                 aliases.outbound.insert(m.topic.clone(), n);

@@ -10,7 +10,7 @@ use mqtt_codec::{
     PacketType, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
     Utf8Bytes,
 };
-use mqtt_topic::{TopicFilter, TopicName};
+use mqtt_topic::TopicFilter;
 
 use crate::core::{Core, Link, QueueLimits};
 use crate::error::{ProtocolError, UsageError};
@@ -423,8 +423,7 @@ impl ServerSession {
         } else {
             connect.keep_alive
         };
-        self.will = connect.will.as_ref().and_then(|w| {
-            let topic = TopicName::try_from(w.topic.as_bytes().clone()).ok()?;
+        self.will = connect.will.as_ref().map(|w| {
             let mut properties = mqtt_codec::PublishProperties::default();
             properties.payload_format_indicator = w.properties.payload_format_indicator;
             properties.message_expiry_interval = w.properties.message_expiry_interval;
@@ -433,7 +432,7 @@ impl ServerSession {
             properties.correlation_data = w.properties.correlation_data.clone();
             properties.user_properties = w.properties.user_properties.clone();
             let message = Message {
-                topic,
+                topic: w.topic.clone(),
                 payload: w.payload.clone(),
                 qos: w.qos,
                 retain: w.retain,
@@ -441,7 +440,7 @@ impl ServerSession {
             };
             let delay =
                 Duration::from_secs(u64::from(w.properties.will_delay_interval.unwrap_or(0)));
-            Some(Box::new(PendingWill { message, delay }))
+            Box::new(PendingWill { message, delay })
         });
         self.core.link = Some(link);
         self.core.send(now, connack);

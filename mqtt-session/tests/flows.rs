@@ -159,7 +159,10 @@ fn v5_connect_carries_the_configured_fields_and_properties() {
     c.topic_alias_maximum = 5;
     c.username = Some(Utf8Bytes::from_static("user"));
     c.password = Some(Bytes::from_static(b"secret"));
-    let mut will = Will::new(Utf8Bytes::from_static("status/client-1"), "gone");
+    let mut will = Will::new(
+        mqtt_codec::TopicName::from_static("status/client-1").unwrap(),
+        "gone",
+    );
     will.qos = QoS::AtLeastOnce;
     will.properties.will_delay_interval = Some(3);
     c.will = Some(will.clone());
@@ -1361,7 +1364,7 @@ fn v5_topic_alias_server_to_client() {
 }
 
 fn aliased(alias: u16, topic: &'static str) -> Publish {
-    let mut p = Publish::new(Utf8Bytes::from_static(topic), "x");
+    let mut p = Publish::new(mqtt_codec::PublishTopic::from_static(topic), "x");
     p.properties.to_mut().topic_alias = NonZeroU16::new(alias);
     p
 }
@@ -1591,8 +1594,10 @@ fn v5_resent_message_carries_the_remaining_expiry() {
 fn v5_empty_topic_without_alias_is_a_protocol_error() {
     let mut pair = Pair::new(client_cfg(ProtocolVersion::V5), ServerConfig::default());
     pair.establish();
-    pair.server
-        .handle_packet(pair.now, Publish::new(Utf8Bytes::new(), "x").into());
+    pair.server.handle_packet(
+        pair.now,
+        Publish::new(mqtt_codec::PublishTopic::empty(), "x").into(),
+    );
     let out: Vec<Packet> = std::iter::from_fn(|| pair.server.poll_transmit()).collect();
     assert_disconnect(&out, ReasonCode::ProtocolError);
 }

@@ -156,7 +156,10 @@ fn connect(v: ProtocolVersion, keep_alive: u16, expiry: u32, will_delay: Option<
     } else {
         c.clean_start = expiry == 0;
     }
-    let mut w = Will::new(Utf8Bytes::from_static("status/client-1"), "offline");
+    let mut w = Will::new(
+        mqtt_codec::TopicName::from_static("status/client-1").unwrap(),
+        "offline",
+    );
     w.qos = QoS::AtLeastOnce;
     w.retain = true;
     if v.is_v5() {
@@ -550,7 +553,10 @@ fn v5_will_cancelled_when_the_client_reconnects_within_the_delay() {
     let mut c = client_cfg(ProtocolVersion::V5);
     c.clean_start = false;
     c.session_expiry_interval = 100;
-    let mut will = Will::new(Utf8Bytes::from_static("status/client-1"), "offline");
+    let mut will = Will::new(
+        mqtt_codec::TopicName::from_static("status/client-1").unwrap(),
+        "offline",
+    );
     will.properties.will_delay_interval = Some(30);
     c.will = Some(will);
     let mut pair = Pair::new(c, ServerConfig::default());
@@ -603,7 +609,10 @@ fn v5_clean_start_reconnect_ends_the_old_session_and_publishes_the_will() {
     let mut c = client_cfg(ProtocolVersion::V5);
     c.clean_start = false;
     c.session_expiry_interval = 100;
-    let mut will = Will::new(Utf8Bytes::from_static("status/client-1"), "offline");
+    let mut will = Will::new(
+        mqtt_codec::TopicName::from_static("status/client-1").unwrap(),
+        "offline",
+    );
     will.properties.will_delay_interval = Some(30);
     c.will = Some(will);
     let mut pair = Pair::new(c.clone(), ServerConfig::default());

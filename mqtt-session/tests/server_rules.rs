@@ -127,7 +127,7 @@ impl Srv {
 }
 
 fn publish(qos: QoS, id: u16) -> Publish {
-    let mut p = Publish::new(Utf8Bytes::from_static("t"), "x");
+    let mut p = Publish::new(mqtt_codec::PublishTopic::from_static("t"), "x");
     p.qos = qos;
     p.packet_id = PacketId::new(id);
     p
@@ -952,7 +952,7 @@ fn v5_will_beyond_capabilities_is_rejected() {
         cfg.retain_available = false;
         let mut srv = Srv::new(cfg);
         let mut c = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
-        let mut w = mqtt_codec::Will::new(Utf8Bytes::from_static("w"), "x");
+        let mut w = mqtt_codec::Will::new(mqtt_codec::TopicName::from_static("w").unwrap(), "x");
         w.qos = qos;
         w.retain = retain;
         c.will = Some(w);

@@ -153,20 +153,42 @@ impl TopicName {
         Ok(Self(Bytes::from_static(s.as_bytes())))
     }
 
+    /// Wraps bytes that the caller has already checked against every rule
+    /// of a topic name, without checking them again: for a codec that
+    /// validates a received topic in its own single pass.
+    ///
+    /// # Safety
+    ///
+    /// `b` must be well-formed UTF-8: [`as_str`](Self::as_str) reads it
+    /// without checking. It must also keep the other rules above (non-empty,
+    /// at most 65,535 bytes, no U+0000, no `+` or `#`); breaking those is
+    /// not undefined behaviour, but matching and encoding then go wrong.
+    /// Debug builds check all of them.
+    #[allow(unsafe_code)]
+    #[must_use]
+    #[inline]
+    pub unsafe fn from_bytes_unchecked(b: Bytes) -> Self {
+        debug_assert!(validate_name(&b).is_ok() && bytes_to_utf8(&b).is_ok());
+        Self(b)
+    }
+
     /// The name as a string slice.
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
         utf8(&self.0)
     }
 
     /// The name as bytes (UTF-8).
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The underlying buffer, for encoding without a copy.
     #[must_use]
+    #[inline]
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
@@ -266,18 +288,21 @@ impl TopicFilter {
 
     /// The whole filter as written, including any `$share/{ShareName}/` prefix.
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
         utf8(&self.raw)
     }
 
     /// The whole filter as bytes (UTF-8).
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.raw
     }
 
     /// The underlying buffer, for encoding without a copy.
     #[must_use]
+    #[inline]
     pub fn into_bytes(self) -> Bytes {
         self.raw
     }
@@ -377,6 +402,7 @@ macro_rules! str_like {
         impl Deref for $t {
             type Target = str;
 
+            #[inline]
             fn deref(&self) -> &str {
                 self.as_str()
             }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::{Bytes, BytesMut};
-use mqtt_codec::{Encoder, Publish, QoS, Utf8Bytes};
+use mqtt_codec::{Encoder, Publish, PublishTopic, QoS};
 
 use crate::conn::{BlockingConn, ConnOpts};
 use crate::proto::{PacketIds, Receiver, SenderEvent, encode_stamped, sender_handle};
@@ -199,7 +199,7 @@ pub(crate) fn run(opts: &ConnOpts, plan: &LatencyPlan) -> Result<Report> {
     let mut errors = Vec::new();
     let pub_result = (|| -> Result<()> {
         use std::io::Write;
-        let topic = Utf8Bytes::try_from(plan.topic.clone()).context("topic")?;
+        let topic = PublishTopic::try_from(plan.topic.clone()).context("topic")?;
         let mut publish = Publish::new(topic, Bytes::from(vec![0x2Au8; plan.payload]));
         publish.qos = plan.qos;
         let mut buf = BytesMut::with_capacity(4096);

@@ -356,7 +356,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqtt_codec::{ProtocolVersion, Utf8Bytes};
+    use mqtt_codec::ProtocolVersion;
 
     #[test]
     fn header_round_trip() {
@@ -385,7 +385,7 @@ mod tests {
     fn publish(qos: QoS, id: u16, publisher: u32, seq: u32) -> Packet {
         let mut payload = vec![0u8; 64];
         write_header(&mut payload, publisher, seq, 0);
-        let mut p = Publish::new(Utf8Bytes::from_static("t"), payload);
+        let mut p = Publish::new(mqtt_codec::PublishTopic::from_static("t"), payload);
         p.qos = qos;
         p.packet_id = PacketId::new(id);
         Packet::Publish(p)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use mqtt_codec::{Publish, QoS, Utf8Bytes};
+use mqtt_codec::{Publish, PublishTopic, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout_at;
 
@@ -191,7 +191,7 @@ async fn publisher(
         return None;
     }
     let r = async {
-        let topic = Utf8Bytes::try_from(spec.topic.clone()).context("topic")?;
+        let topic = PublishTopic::try_from(spec.topic.clone()).context("topic")?;
         let mut publish = Publish::new(topic, Bytes::from(vec![0x2Au8; plan.payload]));
         publish.qos = plan.qos;
         let window = usize::from(plan.inflight.min(conn.receive_max).max(1));

@@ -339,10 +339,10 @@ impl ConnArgs {
         }
         o.connect_properties(props.connect.clone());
         if let Some(topic) = &self.will_topic {
-            mqtt_client::TopicName::try_from(topic.as_str())
+            let name = mqtt_client::TopicName::try_from(topic.as_str())
                 .map_err(|e| anyhow!("invalid will topic {topic:?}: {e}"))?;
             let payload = self.will_payload.clone().unwrap_or_default();
-            let mut will = Will::new(utf8(topic)?, payload.into_bytes());
+            let mut will = Will::new(name, payload.into_bytes());
             will.qos = self.will_qos;
             will.retain = self.will_retain;
             will.properties = props.will.clone();

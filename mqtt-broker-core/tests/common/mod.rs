@@ -85,7 +85,10 @@ pub(crate) fn connect_packet(version: ProtocolVersion, client_id: &str, clean: b
 /// A PUBLISH; QoS 1/2 need a packet id set by the caller (or use
 /// [`Client::publish`]).
 pub(crate) fn publish_packet(topic: &str, payload: &str, qos: QoS, retain: bool) -> Publish {
-    let mut p = Publish::new(s(topic), Bytes::copy_from_slice(payload.as_bytes()));
+    let mut p = Publish::new(
+        mqtt_codec::PublishTopic::try_from(topic).unwrap(),
+        Bytes::copy_from_slice(payload.as_bytes()),
+    );
     p.qos = qos;
     p.retain = retain;
     p

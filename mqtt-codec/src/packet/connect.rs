@@ -3,9 +3,11 @@
 use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
+use mqtt_topic::TopicName;
+
 use crate::primitives::{
-    PResult, binary, check_response_topic, check_topic_name, fail, field_len, put_field,
-    raw_binary, string, u8, u16,
+    PResult, binary, check_response_topic, fail, field_len, put_field, raw_binary, string,
+    topic_name, u8, u16,
 };
 use crate::properties::{ConnectProperties, WillProperties, check_auth};
 use crate::types::{PacketType, ProtocolVersion, QoS, Utf8Bytes};
@@ -37,8 +39,8 @@ pub struct Connect {
 /// The Will Message of a CONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
-    /// Will Topic.
-    pub topic: Utf8Bytes,
+    /// Will Topic, validated when it was made.
+    pub topic: TopicName,
     /// Will Payload.
     pub payload: Bytes,
     /// Will QoS.
@@ -51,7 +53,7 @@ pub struct Will {
 
 impl Will {
     /// A QoS 0, non-retained will with no properties.
-    pub fn new(topic: Utf8Bytes, payload: impl Into<Bytes>) -> Self {
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>) -> Self {
         Self {
             topic,
             payload: payload.into(),
@@ -127,11 +129,12 @@ impl Connect {
             } else {
                 (i, WillProperties::default())
             };
-            let (j, topic) = string(frame, j)?;
-            // The will topic is a topic name [MQTT-3.1.3-11].
-            let checks = check_topic_name(topic.as_bytes(), false)
-                .and_then(|()| check_response_topic(properties.response_topic.as_ref()));
-            if let Err(e) = checks {
+            // The will topic is a topic name [MQTT-3.1.3-11], so not empty.
+            let (j, topic) = topic_name(frame, j)?;
+            let Some(topic) = topic.into_name() else {
+                return fail(DecodeError::EmptyTopicName);
+            };
+            if let Err(e) = check_response_topic(properties.response_topic.as_ref()) {
                 return fail(e);
             }
             let (j, payload) = binary(frame, j)?;
@@ -179,9 +182,7 @@ impl Connect {
     /// encoded at its own `protocol`).
     fn check_version(&self, v: ProtocolVersion) -> Result<(), EncodeError> {
         if let Some(w) = &self.will {
-            if check_topic_name(w.topic.as_bytes(), false).is_err()
-                || check_response_topic(w.properties.response_topic.as_ref()).is_err()
-            {
+            if check_response_topic(w.properties.response_topic.as_ref()).is_err() {
                 return Err(EncodeError::InvalidTopicName);
             }
         }

@@ -4,12 +4,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::Packet;
-use crate::primitives::{
-    check_response_topic, check_topic_name, field_len, has_wildcard, packet_id, put_field,
-    topic_name,
-};
+use crate::primitives::{check_response_topic, packet_id, put_field, topic_name};
 use crate::properties::{Props, PublishProperties};
-use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, Utf8Bytes};
+use crate::topic::PublishTopic;
+use crate::types::{PacketId, PacketType, ProtocolVersion, QoS};
 
 /// PUBLISH: an application message.
 ///
@@ -23,8 +21,9 @@ pub struct Publish {
     pub qos: QoS,
     /// RETAIN.
     pub retain: bool,
-    /// Topic Name (empty only with a Topic Alias, MQTT 5.0).
-    pub topic: Utf8Bytes,
+    /// Topic Name, validated when it was made (empty only with a Topic
+    /// Alias, MQTT 5.0).
+    pub topic: PublishTopic,
     /// Packet Identifier (QoS 1 and 2).
     pub packet_id: Option<PacketId>,
     /// PUBLISH properties (MQTT 5.0), out of line (see [`Props`]).
@@ -35,9 +34,9 @@ pub struct Publish {
 
 impl Publish {
     /// A QoS 0, non-retained PUBLISH without properties.
-    pub fn new(topic: Utf8Bytes, payload: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<PublishTopic>, payload: impl Into<Bytes>) -> Self {
         Self {
-            topic,
+            topic: topic.into(),
             payload: payload.into(),
             ..Self::default()
         }
@@ -115,21 +114,18 @@ impl Publish {
     /// PUBLISH without a property block: the common case, in a small
     /// result. `None` sends the caller to [`encoded_len`](Self::encoded_len)
     /// for the precise error, or the size with properties.
+    ///
+    /// The topic's rules were checked when it was made: only its emptiness
+    /// is left, which is valid only with a Topic Alias, a property.
     #[inline(always)]
     pub(crate) fn plain_len(&self, v: ProtocolVersion) -> Option<usize> {
-        let topic = self.topic.as_bytes();
         let id_ok = self.packet_id.is_some() == (self.qos != QoS::AtMostOnce);
         let dup_ok = !self.dup || self.packet_id.is_some();
-        if !(id_ok && dup_ok)
-            || self.properties.get().is_some()
-            || topic.is_empty()
-            || topic.len() > usize::from(u16::MAX)
-            || has_wildcard(topic)
-        {
+        if !(id_ok && dup_ok) || self.properties.get().is_some() || self.topic.is_empty() {
             return None;
         }
         let id = if self.packet_id.is_some() { 2 } else { 0 };
-        Some(2 + topic.len() + id + usize::from(v.is_v5()) + self.payload.len())
+        Some(2 + self.topic.len() + id + usize::from(v.is_v5()) + self.payload.len())
     }
 
     pub(crate) fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
@@ -140,18 +136,18 @@ impl Publish {
         if self.dup && self.packet_id.is_none() {
             return Err(EncodeError::DupOnQos0);
         }
-        let topic = self.topic.as_bytes();
-        let mut n = field_len(topic.len())? + self.payload.len();
+        // A topic is at most 65,535 bytes: `PublishTopic` checks it.
+        let mut n = 2 + self.topic.len() + self.payload.len();
         if self.packet_id.is_some() {
             n += 2;
         }
         let Some(props) = self.properties.get() else {
-            if has_wildcard(topic) || topic.is_empty() {
+            if self.topic.is_empty() {
                 return Err(EncodeError::InvalidTopicName);
             }
             return Ok(n + usize::from(v.is_v5()));
         };
-        if check_topic_name(topic, props.topic_alias.is_some()).is_err()
+        if (self.topic.is_empty() && props.topic_alias.is_none())
             || check_response_topic(props.response_topic.as_ref()).is_err()
         {
             return Err(EncodeError::InvalidTopicName);
@@ -167,23 +163,23 @@ impl Publish {
         Ok(n)
     }
 
-    /// Writes the fixed header and all but the payload into `buf`, which
-    /// has room for them.
-    ///
-    /// The fixed header and the topic's length (at most 7 bytes) go out as
-    /// one 8-byte write, cut back to their size: a store, where a write of
-    /// their variable length is a call to copy them.
-    #[inline]
-    pub(crate) fn put_head_with_header(
-        &self,
-        v: ProtocolVersion,
-        remaining: usize,
-        buf: &mut BytesMut,
-    ) {
-        let topic = self.topic.as_bytes();
+    /// The fixed header and the topic's length (at most 7 bytes) as the low
+    /// bytes of a word, and their count: one store of eight bytes, where a
+    /// write of their variable length is a call to copy them.
+    #[inline(always)]
+    fn head_word(&self, remaining: usize) -> (u64, usize) {
+        let topic_len = u16::try_from(self.topic.len()).unwrap_or(u16::MAX);
+        let first = u64::from(0x30 | self.flags());
+        if let Ok(len) = u8::try_from(remaining) {
+            if len < 0x80 {
+                // One byte of Remaining Length: packets up to 129 bytes.
+                let word = first | u64::from(len) << 8 | u64::from(topic_len.swap_bytes()) << 16;
+                return (word, 4);
+            }
+        }
         // Built in a register: bytes stored one by one and read back as a
         // word would stall on the store buffer.
-        let mut head = u64::from(0x30 | self.flags());
+        let mut head = first;
         let mut shift = 8;
         let mut len = remaining;
         for _ in 0..4 {
@@ -197,12 +193,85 @@ impl Publish {
             head |= (byte | 0x80) << shift;
             shift += 8;
         }
-        let topic_len = u16::try_from(topic.len()).unwrap_or(u16::MAX);
         head |= u64::from(topic_len.swap_bytes()) << shift;
-        let end = buf.len() + shift / 8 + 2;
+        (head, shift / 8 + 2)
+    }
+
+    /// Appends a PUBLISH without properties whose body is `remaining`
+    /// bytes (from [`plain_len`](Self::plain_len)), and its payload unless
+    /// `head_only`.
+    ///
+    /// The common packet of every connection, so it is written without the
+    /// `BufMut` calls, each of which checks for room and moves the length:
+    /// one reservation, then two word stores (fixed header and topic
+    /// length; packet identifier and, at 5.0, the empty property block) and
+    /// two copies (topic, payload), then the length is set once. The stores
+    /// write whole words past their fields, which the next field overwrites,
+    /// so eight bytes of slack are reserved beyond the packet.
+    #[inline(always)]
+    pub(crate) fn put_plain(
+        &self,
+        v: ProtocolVersion,
+        remaining: usize,
+        head_only: bool,
+        buf: &mut BytesMut,
+    ) {
+        debug_assert!(self.properties.get().is_none());
+        let topic = self.topic.as_bytes();
+        let payload: &[u8] = if head_only { &[] } else { &self.payload };
+        let (head, head_len) = self.head_word(remaining);
+        // Big-endian identifier then a zero property length, as bytes.
+        let (tail, tail_len) = match self.packet_id {
+            Some(id) => (u32::from(id.get().swap_bytes()), 2),
+            None => (0, 0),
+        };
+        let tail_len = tail_len + usize::from(v.is_v5());
+        let n = head_len + topic.len() + tail_len + payload.len();
+        debug_assert_eq!(
+            n - head_len + 2 + self.payload.len() - payload.len(),
+            remaining
+        );
+        let start = buf.len();
+        buf.reserve(n + 8);
+        let at = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        // SAFETY: `reserve` left at least `n + 8` bytes of spare capacity
+        // after `start`, and every write below ends within them: the head
+        // word at 0..8, the topic at `head_len..head_len + topic.len()`,
+        // the tail word at four bytes from there, the payload after the
+        // tail (`head_len + topic.len() + tail_len + payload.len() == n`).
+        // The spare capacity of a `BytesMut` is its own (no `Bytes` views
+        // memory past a `BytesMut`'s length), so no copy from `self`'s
+        // fields overlaps it. The first `n` bytes are then all written: the head
+        // word's first `head_len`, the topic, the tail word's first
+        // `tail_len`, the payload; so the new length exposes only
+        // initialized bytes.
+        #[allow(unsafe_code)]
+        unsafe {
+            at.cast::<[u8; 8]>().write_unaligned(head.to_le_bytes());
+            let at = at.add(head_len);
+            std::ptr::copy_nonoverlapping(topic.as_ptr(), at, topic.len());
+            let at = at.add(topic.len());
+            at.cast::<[u8; 4]>().write_unaligned(tail.to_le_bytes());
+            let at = at.add(tail_len);
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), at, payload.len());
+            buf.set_len(start + n);
+        }
+    }
+
+    /// Writes the fixed header and all but the payload of a PUBLISH with
+    /// properties into `buf`, which has room for them.
+    #[inline]
+    pub(crate) fn put_head_with_header(
+        &self,
+        v: ProtocolVersion,
+        remaining: usize,
+        buf: &mut BytesMut,
+    ) {
+        let (head, head_len) = self.head_word(remaining);
+        let end = buf.len() + head_len;
         buf.put_slice(&head.to_le_bytes());
         buf.truncate(end);
-        buf.put_slice(topic);
+        buf.put_slice(self.topic.as_bytes());
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
@@ -232,8 +301,8 @@ impl Publish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::UserProperty;
     use crate::encoder::Encoder;
+    use crate::{UserProperty, Utf8Bytes};
 
     fn variants() -> Vec<Publish> {
         let topics = [
@@ -249,16 +318,15 @@ mod tests {
         let long_ok = "x".repeat(usize::from(u16::MAX));
         let too_long = "x".repeat(usize::from(u16::MAX) + 1);
         let mut out = Vec::new();
-        for topic in topics.iter().copied().chain([&*long_ok, &*too_long]) {
+        // A topic breaking the rules of a name cannot be made at all.
+        let topics = topics.iter().copied().chain([&*long_ok, &*too_long]);
+        for topic in topics.filter_map(|t| PublishTopic::try_from(t).ok()) {
             for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
                 for id in [None, PacketId::new(7)] {
                     for dup in [false, true] {
                         for props in [false, true] {
                             for len in [0, 3, 120, 200, 16_380, 20_000] {
-                                let mut p = Publish::new(
-                                    Utf8Bytes::try_from(topic).unwrap(),
-                                    vec![b'p'; len],
-                                );
+                                let mut p = Publish::new(topic.clone(), vec![b'p'; len]);
                                 p.qos = qos;
                                 p.packet_id = id;
                                 p.dup = dup;
@@ -271,6 +339,11 @@ mod tests {
                                             Utf8Bytes::from_static("k"),
                                             Utf8Bytes::from_static("v"),
                                         ));
+                                    // An empty topic is valid with an alias.
+                                    if len == 3 {
+                                        p.properties.to_mut().topic_alias =
+                                            std::num::NonZeroU16::new(1);
+                                    }
                                 }
                                 out.push(p);
                             }
