@@ -1,8 +1,5 @@
 //! The Topic Name of a PUBLISH, validated when it is made.
 
-use std::fmt;
-use std::ops::Deref;
-
 use bytes::Bytes;
 use mqtt_topic::{TopicError, TopicName};
 
@@ -153,49 +150,7 @@ impl From<PublishTopic> for Bytes {
     }
 }
 
-impl Deref for PublishTopic {
-    type Target = str;
-    #[inline]
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for PublishTopic {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<[u8]> for PublishTopic {
-    fn as_ref(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl fmt::Debug for PublishTopic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for PublishTopic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<str> for PublishTopic {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for PublishTopic {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+crate::types::str_like!(PublishTopic);
 
 impl PartialEq<TopicName> for PublishTopic {
     fn eq(&self, other: &TopicName) -> bool {

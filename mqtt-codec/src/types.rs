@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::num::{NonZeroU16, NonZeroU32};
-use std::ops::Deref;
 
 use bytes::Bytes;
 
@@ -288,49 +287,59 @@ pub(crate) fn check_utf8(b: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-impl Deref for Utf8Bytes {
-    type Target = str;
-    #[inline]
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
+/// The string-like traits of a type with `as_str` and `as_bytes`: `Deref`
+/// to `str`, `AsRef`, `Debug` and `Display` as the string, and comparison
+/// with `str`.
+macro_rules! str_like {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = str;
+            #[inline]
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
 
-impl AsRef<str> for Utf8Bytes {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
 
-impl AsRef<[u8]> for Utf8Bytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
+        impl AsRef<[u8]> for $t {
+            fn as_ref(&self) -> &[u8] {
+                self.as_bytes()
+            }
+        }
 
-impl fmt::Debug for Utf8Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
 
-impl fmt::Display for Utf8Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
 
-impl PartialEq<str> for Utf8Bytes {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
 
-impl PartialEq<&str> for Utf8Bytes {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
 }
+pub(crate) use str_like;
+
+str_like!(Utf8Bytes);
 
 impl TryFrom<&str> for Utf8Bytes {
     type Error = DecodeError;
