@@ -128,6 +128,17 @@ pub(crate) fn string<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Bytes> {
     Ok((i, Utf8Bytes::from_checked(frame.slice_ref(b))))
 }
 
+/// A UTF-8 Encoded String of a 5.0 property, checked, kept inline when short
+/// (see [`Utf8Bytes`]) and as a slice of `frame` otherwise.
+#[inline(always)]
+pub(crate) fn property_string<'a>(frame: &Bytes, i: &'a [u8]) -> PResult<'a, Utf8Bytes> {
+    let (i, b) = raw_binary(i)?;
+    if let Err(e) = check_utf8(b) {
+        return fail(e);
+    }
+    Ok((i, Utf8Bytes::from_checked_short(frame, b)))
+}
+
 /// Bytes a Variable Byte Integer of `v` takes (`v` at most [`VARINT_MAX`]).
 #[inline]
 pub(crate) fn varint_len(v: usize) -> usize {

@@ -11,7 +11,7 @@ use nom::Parser;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{
-    PResult, binary, fail, field_len, put_field, put_varint, string, u8, u16, u32, varint,
+    PResult, binary, fail, field_len, property_string, put_field, put_varint, u8, u16, u32, varint,
     varint_len,
 };
 use crate::types::{PacketType, PayloadFormat, QoS, SubscriptionId, UserProperty, Utf8Bytes};
@@ -392,7 +392,7 @@ impl PropValue for SubscriptionId {
 
 impl PropValue for Utf8Bytes {
     fn parse<'a>(frame: &Bytes, _: u8, i: &'a [u8]) -> PResult<'a, Self> {
-        string(frame, i)
+        property_string(frame, i)
     }
     fn value_len(&self) -> Result<usize, EncodeError> {
         field_len(self.len())
@@ -416,8 +416,8 @@ impl PropValue for Bytes {
 
 impl PropValue for UserProperty {
     fn parse<'a>(frame: &Bytes, _: u8, i: &'a [u8]) -> PResult<'a, Self> {
-        let (i, name) = string(frame, i)?;
-        let (i, value) = string(frame, i)?;
+        let (i, name) = property_string(frame, i)?;
+        let (i, value) = property_string(frame, i)?;
         Ok((i, UserProperty { name, value }))
     }
     fn value_len(&self) -> Result<usize, EncodeError> {

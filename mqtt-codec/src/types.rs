@@ -177,11 +177,19 @@ pub enum RetainHandling {
     DoNotSend = 2,
 }
 
-/// A UTF-8 Encoded String of the MQTT wire format, kept as a [`Bytes`].
+/// A UTF-8 Encoded String of the MQTT wire format.
 ///
 /// The content is valid UTF-8 without U+0000 \[MQTT-1.5.4-1\] \[MQTT-1.5.4-2\],
-/// checked once when the value is made. Decoded strings share the memory of
-/// the received frame; cloning only bumps a reference count.
+/// checked once when the value is made.
+///
+/// A long string is a [`Bytes`]: decoded ones share the memory of the
+/// received frame and cloning bumps a reference count. A string of at most
+/// [`Utf8Bytes::INLINE_CAPACITY`] bytes made from a `&str` or a `String`, and
+/// a short 5.0 property string the decoder reads (a content type, a user
+/// property), is kept inline instead, as `ntex-bytes` and `smol_str` do:
+/// copying a few bytes costs less than the atomic increment and decrement of
+/// a shared count, and it needs no allocation. The value is the size of a
+/// `Bytes` either way.
 ///
 /// ```
 /// use mqtt_codec::Utf8Bytes;
@@ -191,13 +199,26 @@ pub enum RetainHandling {
 /// assert!(Utf8Bytes::try_from("a\0b").is_err());
 /// # Ok::<(), mqtt_codec::DecodeError>(())
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Utf8Bytes(Bytes);
+#[derive(Clone)]
+pub struct Utf8Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Shared(Bytes),
+    /// Three words stored little-endian: bytes 0..23 in memory hold the
+    /// string (zero after its end) and byte 23 its length, at most
+    /// `INLINE_CAPACITY`. Words rather than bytes so that the value is built
+    /// in registers and moved whole (see [`Utf8Bytes::inline`]).
+    Inline([u64; 3]),
+}
 
 impl Utf8Bytes {
+    /// The longest string kept inline rather than in a [`Bytes`].
+    pub const INLINE_CAPACITY: usize = 23;
+
     /// An empty string.
     pub const fn new() -> Self {
-        Self(Bytes::new())
+        Self(Repr::Inline([0; 3]))
     }
 
     /// A string from a static `str`, without copying.
@@ -215,49 +236,136 @@ impl Utf8Bytes {
             }
             i += 1;
         }
-        Self(Bytes::from_static(b))
+        Self(Repr::Shared(Bytes::from_static(b)))
     }
 
     /// The string.
     #[inline]
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor of `Utf8Bytes` checks that the bytes are
-        // UTF-8 (`str::from_utf8` or a `&str`/`String` source), and the inner
-        // `Bytes` is never handed out mutably.
+        // UTF-8 (`str::from_utf8` or a `&str`/`String` source), and neither
+        // the `Bytes` nor the inline buffer is ever handed out mutably.
         #[allow(unsafe_code)]
         unsafe {
-            std::str::from_utf8_unchecked(&self.0)
+            std::str::from_utf8_unchecked(self.as_bytes())
         }
     }
 
-    /// The underlying bytes (shared with the frame it was decoded from).
+    /// The string's bytes.
     #[inline]
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+    pub fn as_bytes(&self) -> &[u8] {
+        // Pointer and length are selected, then one slice is made, so that
+        // callers (every encode of the string) see no second code path.
+        let (ptr, len) = match &self.0 {
+            Repr::Shared(b) => (b.as_ptr(), b.len()),
+            Repr::Inline(words) => (words.as_ptr().cast::<u8>(), Self::inline_len(words)),
+        };
+        // SAFETY: either the `Bytes`' own pointer and length, or the first
+        // `len <= INLINE_CAPACITY < 24` bytes of the inline words, which are
+        // initialised bytes of a `[u64; 3]` (no padding, any byte is a valid
+        // `u8`, whose alignment is 1), borrowed for `self`'s life.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(ptr, len)
+        }
     }
 
-    /// The underlying bytes.
-    #[inline]
+    /// The string as a [`Bytes`]: the shared one without copying, or a copy
+    /// of an inline string.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        match self.0 {
+            Repr::Shared(b) => b,
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+        }
+    }
+
+    /// Whether the string shares a [`Bytes`] (a received frame or a long
+    /// source) rather than being kept inline.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
     }
 
     /// Length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Shared(b) => b.len(),
+            Repr::Inline(words) => Self::inline_len(words),
+        }
     }
 
     /// Whether the string is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// Wraps bytes already checked with [`check_utf8`].
     #[inline]
     pub(crate) fn from_checked(bytes: Bytes) -> Self {
-        Self(bytes)
+        Self(Repr::Shared(bytes))
+    }
+
+    /// Copies checked bytes inline if they fit, else slices them from
+    /// `frame` (which `b` must lie in).
+    #[inline(always)]
+    pub(crate) fn from_checked_short(frame: &Bytes, b: &[u8]) -> Self {
+        Self::inline(b).unwrap_or_else(|| Self(Repr::Shared(frame.slice_ref(b))))
+    }
+
+    /// The length of an inline string, kept in its last byte.
+    #[inline(always)]
+    fn inline_len(words: &[u64; 3]) -> usize {
+        let [.., last] = *words;
+        let len = (u64::from_le(last) >> 56) as usize;
+        debug_assert!(len <= Self::INLINE_CAPACITY);
+        len
+    }
+
+    /// `b` kept inline, if it fits (the caller has checked its content).
+    ///
+    /// The words are assembled from at most three overlapping loads chosen
+    /// by the length, shifted into place, and the value is stored whole. A
+    /// byte buffer filled by `copy_from_slice` would call `memmove` and then
+    /// be read back with wider loads than it was written with, which stalls
+    /// store forwarding: `perf` put half of the decode of a short property
+    /// there.
+    #[inline(always)]
+    fn inline(b: &[u8]) -> Option<Self> {
+        // The little-endian word at `b[at..at + 8]`; every call is in bounds.
+        let word = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let half = |at: usize| {
+            b.get(at..at + 4)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+        };
+        let n = b.len();
+        // A shift by 64 (a word wholly before the part wanted) leaves 0.
+        let shr = |w: u64, bytes: usize| {
+            u32::try_from(8 * bytes).map_or(0, |s| w.checked_shr(s).unwrap_or(0))
+        };
+        let (w0, w1, w2) = match n {
+            0..4 => {
+                let w = b
+                    .iter()
+                    .enumerate()
+                    .fold(0, |w, (i, &c)| w | u64::from(c) << (8 * i));
+                (w, 0, 0)
+            }
+            4..8 => (half(0) | half(n - 4) << (8 * (n - 4)), 0, 0),
+            8..16 => (word(0), shr(word(n - 8), 16 - n), 0),
+            16..=Self::INLINE_CAPACITY => (word(0), word(8), shr(word(n - 8), 24 - n)),
+            _ => return None,
+        };
+        Some(Self(Repr::Inline([
+            w0.to_le(),
+            w1.to_le(),
+            (w2 | (n as u64) << 56).to_le(),
+        ])))
     }
 
     /// Checks UTF-8 and U+0000 on `bytes` and wraps it without copying.
@@ -267,7 +375,41 @@ impl Utf8Bytes {
     /// [`DecodeError::InvalidUtf8`] or [`DecodeError::NullCharacter`].
     pub fn from_utf8(bytes: Bytes) -> Result<Self, DecodeError> {
         check_utf8(&bytes)?;
-        Ok(Self(bytes))
+        Ok(Self(Repr::Shared(bytes)))
+    }
+}
+
+impl Default for Utf8Bytes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Utf8Bytes {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Utf8Bytes {}
+
+impl PartialOrd for Utf8Bytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Utf8Bytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Utf8Bytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `Bytes` hashes, so that the representation never shows.
+        self.as_bytes().hash(state);
     }
 }
 
@@ -344,7 +486,11 @@ str_like!(Utf8Bytes);
 impl TryFrom<&str> for Utf8Bytes {
     type Error = DecodeError;
     fn try_from(s: &str) -> Result<Self, DecodeError> {
-        Self::try_from(s.to_owned())
+        if s.as_bytes().contains(&0) {
+            return Err(DecodeError::NullCharacter);
+        }
+        Ok(Self::inline(s.as_bytes())
+            .unwrap_or_else(|| Self(Repr::Shared(Bytes::copy_from_slice(s.as_bytes())))))
     }
 }
 
@@ -354,7 +500,7 @@ impl TryFrom<String> for Utf8Bytes {
         if s.as_bytes().contains(&0) {
             return Err(DecodeError::NullCharacter);
         }
-        Ok(Self(Bytes::from(s)))
+        Ok(Self::inline(s.as_bytes()).unwrap_or_else(|| Self(Repr::Shared(Bytes::from(s)))))
     }
 }
 
@@ -367,7 +513,7 @@ impl TryFrom<Bytes> for Utf8Bytes {
 
 impl From<Utf8Bytes> for Bytes {
     fn from(s: Utf8Bytes) -> Bytes {
-        s.0
+        s.into_bytes()
     }
 }
 
@@ -477,5 +623,76 @@ impl fmt::Display for PacketType {
             Self::Disconnect => "DISCONNECT",
             Self::Auth => "AUTH",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+
+    use super::*;
+
+    fn hash(s: &Utf8Bytes) -> u64 {
+        let mut h = DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn short_strings_are_inline_and_long_ones_shared() {
+        // Every length each way of filling the inline words handles, both
+        // sides of the capacity, and well beyond it; ASCII and multi-byte.
+        let lens = (0..=Utf8Bytes::INLINE_CAPACITY + 2).chain([300]);
+        for (len, multi_byte) in lens.flat_map(|l| [(l, false), (l, true)]) {
+            let text = if multi_byte {
+                "é".repeat(len / 2) + &"x".repeat(len % 2)
+            } else {
+                (0..len)
+                    .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+                    .collect()
+            };
+            assert_eq!(text.len(), len);
+            let inline = len <= Utf8Bytes::INLINE_CAPACITY;
+            for s in [
+                Utf8Bytes::try_from(text.as_str()).unwrap(),
+                Utf8Bytes::try_from(text.clone()).unwrap(),
+            ] {
+                assert_eq!(s.is_shared(), !inline, "{len}");
+                assert_eq!((s.as_str(), s.len()), (text.as_str(), len));
+                assert_eq!(s.is_empty(), len == 0);
+                assert_eq!(s.clone().into_bytes(), text.as_bytes());
+                assert_eq!(Bytes::from(s.clone()), text.as_bytes());
+                // Equality, order and hash see the content, never the
+                // representation.
+                let shared = Utf8Bytes::from_utf8(Bytes::from(text.clone())).unwrap();
+                assert!(shared.is_shared());
+                assert_eq!(s, shared);
+                assert_eq!(s.cmp(&shared), std::cmp::Ordering::Equal);
+                assert_eq!(hash(&s), hash(&shared));
+            }
+        }
+        assert_eq!(Utf8Bytes::new(), Utf8Bytes::default());
+        assert_eq!(Utf8Bytes::new(), Utf8Bytes::from_static(""));
+        assert!(Utf8Bytes::try_from("a\0b").is_err());
+        assert!(Utf8Bytes::try_from(String::from("\0")).is_err());
+        let (a, long) = (
+            Utf8Bytes::try_from("a"),
+            Utf8Bytes::try_from("ab".repeat(20)),
+        );
+        assert!(a.unwrap() < long.unwrap());
+    }
+
+    #[test]
+    fn from_checked_short_copies_only_what_fits() {
+        let frame = Bytes::from(vec![b'a'; 64]);
+        let short = Utf8Bytes::from_checked_short(&frame, &frame[..Utf8Bytes::INLINE_CAPACITY]);
+        let long = Utf8Bytes::from_checked_short(&frame, &frame[..=Utf8Bytes::INLINE_CAPACITY]);
+        assert!(!short.is_shared());
+        assert!(long.is_shared());
+        assert_eq!(long.as_bytes().as_ptr(), frame.as_ptr());
+        assert_eq!(short.len() + 1, long.len());
     }
 }

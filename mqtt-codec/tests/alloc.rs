@@ -2,8 +2,9 @@
 //! without properties (every 3.1.1 PUBLISH) allocates nothing; its topic and
 //! payload are reference counted slices of the received buffer. A 5.0
 //! PUBLISH with properties allocates one block, the shared, out-of-line
-//! properties (`Props`), whose string and binary values are slices of the
-//! buffer too.
+//! properties (`Props`), whose binary values and long strings are slices
+//! of the buffer too; strings of up to 23 bytes are copied inline into their
+//! `Utf8Bytes`, which is cheaper than sharing them and allocates nothing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -61,6 +62,8 @@ fn publish(payload_len: usize, props: bool) -> Packet {
         p.properties.to_mut().topic_alias = NonZeroU16::new(3);
         p.properties.to_mut().content_type = Some(Utf8Bytes::from_static("application/json"));
         p.properties.to_mut().correlation_data = Some(Bytes::from_static(b"req-1"));
+        p.properties.to_mut().response_topic =
+            Some(Utf8Bytes::from_static("tenant/7/site/3/device/42/replies"));
     }
     p.into()
 }
@@ -131,16 +134,23 @@ fn decoded_fields_share_the_received_buffer() {
     let Some(Packet::Publish(p)) = Decoder::with_version(v).decode(&mut buf).unwrap() else {
         panic!("not a publish")
     };
+    let response_topic = p.properties.response_topic.as_ref().unwrap();
+    assert!(response_topic.is_shared());
     for field in [
         p.topic.as_bytes(),
         &p.payload,
         p.properties.correlation_data.as_ref().unwrap(),
+        response_topic.as_bytes(),
     ] {
         assert!(
             range.contains(&field.as_ptr()),
             "field was copied out of the frame"
         );
     }
+    // A short property string is copied inline, not shared.
+    let content_type = p.properties.content_type.as_ref().unwrap();
+    assert!(!content_type.is_shared());
+    assert_eq!(content_type, "application/json");
 }
 
 /// A `Packet` is moved through every queue of a broker: it stays a few
@@ -150,4 +160,6 @@ fn packets_stay_small() {
     use std::mem::size_of;
     assert!(size_of::<Publish>() <= 80, "{}", size_of::<Publish>());
     assert!(size_of::<Packet>() <= 88, "{}", size_of::<Packet>());
+    // Inline strings fit beside the niche of the `Bytes` they replace.
+    assert_eq!(size_of::<Utf8Bytes>(), size_of::<Bytes>());
 }

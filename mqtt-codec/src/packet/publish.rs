@@ -276,7 +276,20 @@ impl Publish {
             buf.put_u16(id.get());
         }
         if v.is_v5() {
-            self.properties.put(buf);
+            // The property block is many small writes: through a slice of
+            // its exact size each inlines to a store, where `BytesMut`'s
+            // would each check for room and call out. `remaining` less the
+            // rest is its size, so it is not measured again.
+            let rest = 2 + self.topic.len() + self.payload.len();
+            let id_len = if self.packet_id.is_some() { 2 } else { 0 };
+            let start = buf.len();
+            buf.resize(start + remaining - rest - id_len, 0);
+            let mut w: &mut [u8] = buf.get_mut(start..).unwrap_or_default();
+            self.properties.put(&mut w);
+            debug_assert!(
+                w.is_empty(),
+                "property block size differs from the measured one"
+            );
         }
     }
 
