@@ -76,6 +76,8 @@ mod sealed {
     pub trait Sealed {
         fn wire_len(&self) -> Result<usize, EncodeError>;
         fn wire_put<B: BufMut>(&self, buf: &mut B);
+        /// `wire_put` given the size of the properties (`body_len`).
+        fn wire_put_body<B: BufMut>(&self, body_len: usize, buf: &mut B);
         /// Parses the properties of `block` (after the Property Length) into
         /// `self`.
         fn wire_parse(
@@ -212,6 +214,30 @@ impl<T: PropertySet> Props<T> {
             None => buf.put_u8(0),
             Some(p) => p.wire_put(buf),
         }
+    }
+
+    /// Writes the Property Length and the properties into `block`, which
+    /// is exactly as long as [`encoded_len`](Self::encoded_len) said: the
+    /// Property Length is read off the slice's length rather than measured
+    /// again.
+    #[inline]
+    pub(crate) fn put_exact(&self, mut block: &mut [u8]) {
+        let total = block.len();
+        match self.0.as_deref() {
+            None => block.put_u8(0),
+            Some(p) => {
+                // The one `n` with `varint_len(n) + n == total`.
+                let body = (1..=4)
+                    .map(|k| total.saturating_sub(k))
+                    .find(|&n| varint_len(n) + n == total)
+                    .unwrap_or_default();
+                p.wire_put_body(body, &mut block);
+            }
+        }
+        debug_assert!(
+            block.is_empty(),
+            "property block size differs from the measured one"
+        );
     }
 }
 
@@ -464,6 +490,11 @@ macro_rules! properties {
             }
 
             #[inline]
+            fn wire_put_body<B: BufMut>(&self, body_len: usize, buf: &mut B) {
+                $name::put_body(self, body_len, buf)
+            }
+
+            #[inline]
             fn wire_parse(
                 &mut self,
                 frame: &Bytes,
@@ -572,7 +603,13 @@ macro_rules! properties {
             /// Writes the Property Length and the properties; lengths were
             /// checked by `encoded_len`.
             pub(crate) fn put<B: BufMut>(&self, buf: &mut B) {
-                put_varint(buf, self.body_len().unwrap_or_default());
+                self.put_body(self.body_len().unwrap_or_default(), buf);
+            }
+
+            /// [`put`](Self::put) given `body_len()`.
+            #[inline]
+            pub(crate) fn put_body<B: BufMut>(&self, body_len: usize, buf: &mut B) {
+                put_varint(buf, body_len);
                 $( if let Some(v) = &self.$field { buf.put_u8(id::$id); v.put(buf); } )*
                 $( for v in &self.$rfield { buf.put_u8(id::$rid); v.put(buf); } )*
             }

@@ -284,12 +284,8 @@ impl Publish {
             let id_len = if self.packet_id.is_some() { 2 } else { 0 };
             let start = buf.len();
             buf.resize(start + remaining - rest - id_len, 0);
-            let mut w: &mut [u8] = buf.get_mut(start..).unwrap_or_default();
-            self.properties.put(&mut w);
-            debug_assert!(
-                w.is_empty(),
-                "property block size differs from the measured one"
-            );
+            self.properties
+                .put_exact(buf.get_mut(start..).unwrap_or_default());
         }
     }
 
