@@ -424,7 +424,7 @@ impl PropValue for Utf8Bytes {
         field_len(self.len())
     }
     fn put<B: BufMut>(&self, buf: &mut B) {
-        put_field(buf, self.as_bytes());
+        self.put_field(buf);
     }
 }
 
@@ -450,8 +450,8 @@ impl PropValue for UserProperty {
         Ok(field_len(self.name.len())? + field_len(self.value.len())?)
     }
     fn put<B: BufMut>(&self, buf: &mut B) {
-        put_field(buf, self.name.as_bytes());
-        put_field(buf, self.value.as_bytes());
+        self.name.put_field(buf);
+        self.value.put_field(buf);
     }
 }
 

@@ -322,6 +322,38 @@ impl Utf8Bytes {
         len
     }
 
+    /// Writes the string as an MQTT field (two-byte length, then the bytes)
+    /// into `buf`; the length must fit in two bytes (checked when the
+    /// packet was measured).
+    ///
+    /// An inline string, when `buf` has room for all its words, is written
+    /// as one fixed 24-byte copy of which only its length is kept: a
+    /// variable-length copy calls `memmove`, which costs more than the
+    /// whole rest of the field.
+    #[inline]
+    pub(crate) fn put_field<B: bytes::BufMut>(&self, buf: &mut B) {
+        buf.put_u16(u16::try_from(self.len()).unwrap_or(u16::MAX));
+        if let Repr::Inline(words) = &self.0 {
+            let chunk = buf.chunk_mut();
+            if chunk.len() >= 24 {
+                let len = Self::inline_len(words);
+                // SAFETY: `[u64; 3]` is 24 initialised bytes without
+                // padding, any byte is a valid `u8`, alignment 1.
+                #[allow(unsafe_code)]
+                let all = unsafe { &*words.as_ptr().cast::<[u8; 24]>() };
+                chunk[..24].copy_from_slice(all);
+                // SAFETY: the first 24 >= `len` bytes of the chunk were just
+                // written.
+                #[allow(unsafe_code)]
+                unsafe {
+                    buf.advance_mut(len);
+                }
+                return;
+            }
+        }
+        buf.put_slice(self.as_bytes());
+    }
+
     /// `b` kept inline, if it fits (the caller has checked its content).
     ///
     /// The words are assembled from at most three overlapping loads chosen
@@ -683,6 +715,39 @@ mod tests {
             Utf8Bytes::try_from("ab".repeat(20)),
         );
         assert!(a.unwrap() < long.unwrap());
+    }
+
+    /// Inline strings are written with one wide copy when the buffer has
+    /// room past them, and byte-exact otherwise; both give the same field.
+    #[test]
+    fn put_field_writes_exactly_the_field() {
+        use bytes::BufMut;
+        for len in (0..=Utf8Bytes::INLINE_CAPACITY + 1).chain([300]) {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+                .collect();
+            let mut want = vec![];
+            want.put_u16(u16::try_from(len).unwrap());
+            want.extend_from_slice(text.as_bytes());
+            for s in [
+                Utf8Bytes::try_from(text.as_str()).unwrap(),
+                Utf8Bytes::from_utf8(Bytes::from(text.clone())).unwrap(),
+            ] {
+                // A slice of the exact size, and with room to spare: the
+                // field is written and the slice advanced past it only.
+                for spare in [0, 1, 24, 40] {
+                    let mut out = vec![0xEE; 2 + len + spare];
+                    let mut w: &mut [u8] = &mut out;
+                    s.put_field(&mut w);
+                    assert_eq!(w.len(), spare, "{len} {spare}");
+                    assert_eq!(&out[..2 + len], want.as_slice(), "{len} {spare}");
+                }
+                let mut b = bytes::BytesMut::with_capacity(4);
+                b.put_u8(9);
+                s.put_field(&mut b);
+                assert_eq!(&b[1..], want.as_slice(), "{len}");
+            }
+        }
     }
 
     #[test]
