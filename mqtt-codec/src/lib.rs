@@ -25,7 +25,9 @@
 //!   over the maximum packet size is refused from its fixed header.
 //! - **Zero copy.** Payloads, topics, strings and binary properties are
 //!   [`bytes::Bytes`] slices of the received frame; strings are checked
-//!   UTF-8 once ([`Utf8Bytes`]).
+//!   UTF-8 once ([`Utf8Bytes`]). The exception is a 5.0 property string of
+//!   at most 23 bytes, which is copied inline into its `Utf8Bytes`: cheaper
+//!   than sharing it, and it allocates nothing.
 //! - **Strict.** Reserved bits, non-minimal integers, QoS 3, packet id 0,
 //!   duplicate or misplaced properties, invalid UTF-8, trailing bytes: each is
 //!   a precise [`DecodeError`] with its MQTT 5.0 [`ReasonCode`]. No input

@@ -258,12 +258,11 @@ impl Utf8Bytes {
         // callers (every encode of the string) see no second code path.
         let (ptr, len) = match &self.0 {
             Repr::Shared(b) => (b.as_ptr(), b.len()),
-            Repr::Inline(words) => (words.as_ptr().cast::<u8>(), Self::inline_len(words)),
+            Repr::Inline(words) => (Self::word_bytes(words).as_ptr(), Self::inline_len(words)),
         };
         // SAFETY: either the `Bytes`' own pointer and length, or the first
-        // `len <= INLINE_CAPACITY < 24` bytes of the inline words, which are
-        // initialised bytes of a `[u64; 3]` (no padding, any byte is a valid
-        // `u8`, whose alignment is 1), borrowed for `self`'s life.
+        // `len <= INLINE_CAPACITY < 24` of the 24 bytes of the inline words,
+        // borrowed for `self`'s life.
         #[allow(unsafe_code)]
         unsafe {
             std::slice::from_raw_parts(ptr, len)
@@ -313,6 +312,17 @@ impl Utf8Bytes {
         Self::inline(b).unwrap_or_else(|| Self(Repr::Shared(frame.slice_ref(b))))
     }
 
+    /// The memory of the inline words, as bytes.
+    #[inline(always)]
+    fn word_bytes(words: &[u64; 3]) -> &[u8; 24] {
+        // SAFETY: `[u64; 3]` is 24 initialised bytes without padding, any
+        // byte is a valid `u8`, and `u8` needs no alignment.
+        #[allow(unsafe_code)]
+        unsafe {
+            &*words.as_ptr().cast::<[u8; 24]>()
+        }
+    }
+
     /// The length of an inline string, kept in its last byte.
     #[inline(always)]
     fn inline_len(words: &[u64; 3]) -> usize {
@@ -337,11 +347,7 @@ impl Utf8Bytes {
             let chunk = buf.chunk_mut();
             if chunk.len() >= 24 {
                 let len = Self::inline_len(words);
-                // SAFETY: `[u64; 3]` is 24 initialised bytes without
-                // padding, any byte is a valid `u8`, alignment 1.
-                #[allow(unsafe_code)]
-                let all = unsafe { &*words.as_ptr().cast::<[u8; 24]>() };
-                chunk[..24].copy_from_slice(all);
+                chunk[..24].copy_from_slice(Self::word_bytes(words));
                 // SAFETY: the first 24 >= `len` bytes of the chunk were just
                 // written.
                 #[allow(unsafe_code)]
@@ -440,7 +446,7 @@ impl Ord for Utf8Bytes {
 
 impl std::hash::Hash for Utf8Bytes {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `Bytes` hashes, so that the representation never shows.
+        // By content, so that the representation never shows.
         self.as_bytes().hash(state);
     }
 }
