@@ -283,7 +283,7 @@ impl Publish {
             let rest = 2 + self.topic.len() + self.payload.len();
             let id_len = if self.packet_id.is_some() { 2 } else { 0 };
             let start = buf.len();
-            buf.resize(start + remaining - rest - id_len, 0);
+            buf.resize(start + remaining.saturating_sub(rest + id_len), 0);
             self.properties
                 .put_exact(buf.get_mut(start..).unwrap_or_default());
         }
