@@ -417,6 +417,7 @@ impl PropValue for SubscriptionId {
 }
 
 impl PropValue for Utf8Bytes {
+    #[inline(always)]
     fn parse<'a>(frame: &Bytes, _: u8, i: &'a [u8]) -> PResult<'a, Self> {
         property_string(frame, i)
     }
@@ -441,6 +442,7 @@ impl PropValue for Bytes {
 }
 
 impl PropValue for UserProperty {
+    #[inline(always)]
     fn parse<'a>(frame: &Bytes, _: u8, i: &'a [u8]) -> PResult<'a, Self> {
         let (i, name) = property_string(frame, i)?;
         let (i, value) = property_string(frame, i)?;
