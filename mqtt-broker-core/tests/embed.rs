@@ -106,7 +106,7 @@ async fn local_publish_reaches_tcp_clients() {
 
     // With MQTT 5.0 properties.
     let mut m = Message::new(topic("emb/props"), "p", QoS::AtMostOnce, false);
-    m.properties.to_mut().user_properties = vec![UserProperty::new(utf8("k"), utf8("v"))];
+    m.properties.to_mut().user_properties = vec![UserProperty::new(utf8("k"), utf8("v"))].into();
     m.properties.to_mut().content_type = Some(utf8("text/plain"));
     m.properties.to_mut().response_topic = Some(utf8("emb/reply"));
     m.properties.to_mut().correlation_data = Some(Bytes::from_static(b"\x00\x01"));
@@ -138,7 +138,8 @@ async fn tcp_publish_reaches_local_subscriber() {
     let mut one = broker.subscribe(filter("tcp/+/x"), QoS::AtMostOnce);
     let mut c = Raw::connect(addr, V5, "tp", true).await;
     let mut p = publish("tcp/a/x", "hello", QoS::AtLeastOnce, false);
-    p.properties.to_mut().user_properties = vec![UserProperty::new(utf8("from"), utf8("tcp"))];
+    p.properties.to_mut().user_properties =
+        vec![UserProperty::new(utf8("from"), utf8("tcp"))].into();
     assert_eq!(c.publish_acked(p).await, ReasonCode::Success);
     let m = local_recv(&mut all).await;
     assert_eq!(m.topic.as_str(), "tcp/a/x");

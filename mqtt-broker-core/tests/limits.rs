@@ -397,7 +397,7 @@ async fn max_pending_bytes_qos0_slow_reader() {
         for _ in 0..64 {
             let mut p = publish_packet("pb/t", &payload, QoS::AtMostOnce, false);
             p.properties.to_mut().user_properties =
-                vec![mqtt_codec::UserProperty::new(s("i"), s(&sent.to_string()))];
+                vec![mqtt_codec::UserProperty::new(s("i"), s(&sent.to_string()))].into();
             publisher.send(p).await;
             sent += 1;
         }

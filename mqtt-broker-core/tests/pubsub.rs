@@ -252,7 +252,7 @@ async fn subscription_identifiers_v5() {
         filter: s("sid/r"),
         options: opts(QoS::AtLeastOnce),
     });
-    s2.properties.subscription_identifier = Some(sub_id(77));
+    s2.properties.to_mut().subscription_identifier = Some(sub_id(77));
     let ack = sub.subscribe_packet(s2).await;
     assert_eq!(ack.reasons, vec![ReasonCode::GrantedQoS1; 2]);
     // The retained message, with the identifier.
@@ -925,7 +925,8 @@ fn request_properties() -> Props<PublishProperties> {
         UserProperty::new(s("a"), s("1")),
         UserProperty::new(s("b"), s("3")),
         UserProperty::new(s("empty"), s("")),
-    ];
+    ]
+    .into();
     props.into()
 }
 
@@ -1159,7 +1160,7 @@ async fn invalid_publish_refused() {
     }
     let mut c = Client::connect(addr, V5, "ip-sid", true).await;
     let mut p = publish_packet("ip/t", "x", QoS::AtMostOnce, false);
-    p.properties.to_mut().subscription_identifiers = vec![sub_id(1)];
+    p.properties.to_mut().subscription_identifiers = vec![sub_id(1)].into();
     c.send(p).await;
     c.expect_disconnect(ReasonCode::ProtocolError).await;
 }

@@ -512,7 +512,7 @@ async fn will_retained_and_properties_v5() {
     w.properties.payload_format_indicator = Some(PayloadFormat::Utf8);
     w.properties.response_topic = Some(s("will/ask"));
     w.properties.correlation_data = Some(Bytes::from_static(b"cd"));
-    w.properties.user_properties = vec![UserProperty::new(s("k"), s("v"))];
+    w.properties.user_properties = vec![UserProperty::new(s("k"), s("v"))].into();
     let (client, _) = Client::connect_with(addr, c).await;
     client.drop_connection();
     let mut late = Client::connect(addr, V5, "wr-late", true).await;

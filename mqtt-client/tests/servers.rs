@@ -320,7 +320,8 @@ async fn v5_properties_round_trip(kind: Kind) {
     m.properties.to_mut().user_properties = vec![
         UserProperty::new(Utf8Bytes::from_static("k"), Utf8Bytes::from_static("v1")),
         UserProperty::new(Utf8Bytes::from_static("k"), Utf8Bytes::from_static("v2")),
-    ];
+    ]
+    .into();
     m.properties.to_mut().content_type = Some(Utf8Bytes::from_static("application/json"));
     m.properties.to_mut().response_topic = Some(Utf8Bytes::from_static("v5/reply"));
     m.properties.to_mut().correlation_data = Some(Bytes::from_static(b"\x00\x01corr"));

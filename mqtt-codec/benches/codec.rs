@@ -30,8 +30,8 @@ use criterion::{
 };
 use mqtt_codec::{
     Connect, Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
-    Publish, PublishTopic, QoS, RetainHandling, Subscribe, SubscribeFilter, SubscribeProperties,
-    SubscriptionId, SubscriptionOptions, TopicName, UserProperty, Utf8Bytes, Will,
+    Publish, PublishTopic, QoS, RetainHandling, Subscribe, SubscribeFilter, SubscriptionId,
+    SubscriptionOptions, TopicName, UserProperty, Utf8Bytes, Will,
 };
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
@@ -167,7 +167,7 @@ fn connect_v5() -> (Packet, Theirs) {
     props.receive_maximum = NonZeroU16::new(100);
     props.maximum_packet_size = NonZeroU32::new(1 << 20);
     props.topic_alias_maximum = Some(16);
-    props.user_properties = vec![UserProperty::new(s("region"), s("eu-west-1"))];
+    props.user_properties = vec![UserProperty::new(s("region"), s("eu-west-1"))].into();
     let mut will = Will::new(
         TopicName::from_static("clients/bench-client-0001/status").unwrap(),
         Bytes::from_static(b"offline"),
@@ -178,7 +178,7 @@ fn connect_v5() -> (Packet, Theirs) {
     wp.will_delay_interval = Some(30);
     wp.message_expiry_interval = Some(600);
     wp.content_type = Some(s("text/plain"));
-    wp.user_properties = vec![UserProperty::new(s("reason"), s("unexpected"))];
+    wp.user_properties = vec![UserProperty::new(s("reason"), s("unexpected"))].into();
     ours.will = Some(will);
     ours.username = Some(s("bench-user"));
     ours.password = Some(Bytes::from_static(b"s3cr3t-passw0rd"));
@@ -254,10 +254,10 @@ fn subscribe(v: ProtocolVersion, id: u16, n: usize) -> (Packet, Theirs) {
                 }
             })
             .collect(),
-        properties: SubscribeProperties::default(),
+        properties: Default::default(),
     };
     if v.is_v5() && n > 3 {
-        ours.properties.subscription_identifier = SubscriptionId::new(7);
+        ours.properties.to_mut().subscription_identifier = SubscriptionId::new(7);
     }
     let theirs = if v.is_v5() {
         let fs = filters.iter().enumerate().map(|(i, (f, q))| v5::Filter {

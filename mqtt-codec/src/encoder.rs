@@ -271,7 +271,7 @@ mod tests {
                         Packet::from($t {
                             packet_id: id,
                             reason,
-                            properties: properties.clone(),
+                            properties: properties.clone().into(),
                         })
                     };
                 }

@@ -68,6 +68,7 @@
 mod decoder;
 mod encoder;
 mod error;
+pub mod list;
 mod packet;
 mod primitives;
 pub mod properties;
@@ -78,6 +79,7 @@ mod types;
 pub use decoder::{Decoder, MAX_PACKET_SIZE};
 pub use encoder::Encoder;
 pub use error::{DecodeError, EncodeError};
+pub use list::PropertyList;
 pub use mqtt_topic::{TopicError, TopicName};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, PubAck, PubComp, PubRec, PubRel, Publish, SubAck,

@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes};
 use nom::Parser;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::list::PropertyList;
 use crate::primitives::{
     PResult, binary, fail, field_len, property_string, put_field, put_varint, u8, u16, u32, varint,
     varint_len,
@@ -458,7 +459,7 @@ impl PropValue for UserProperty {
 }
 
 /// Defines a property struct: `Option` fields for properties that may appear
-/// once, `Vec` fields for those that may repeat.
+/// once, [`PropertyList`] fields for those that may repeat.
 macro_rules! properties {
     (
         $(#[$meta:meta])*
@@ -477,7 +478,7 @@ macro_rules! properties {
         #[non_exhaustive]
         pub struct $name {
             $( $(#[$fdoc])* pub $field: Option<$ty>, )*
-            $( $(#[$rdoc])* pub $rfield: Vec<$rty>, )*
+            $( $(#[$rdoc])* pub $rfield: PropertyList<$rty>, )*
         }
 
         impl sealed::Sealed for $name {
@@ -512,7 +513,7 @@ macro_rules! properties {
             fn empty() -> &'static Self {
                 static EMPTY: $name = $name {
                     $( $field: None, )*
-                    $( $rfield: Vec::new(), )*
+                    $( $rfield: PropertyList::new(), )*
                 };
                 &EMPTY
             }

@@ -5,6 +5,8 @@
 //! properties (`Props`), whose binary values and long strings are slices
 //! of the buffer too; strings of up to 23 bytes are copied inline into their
 //! `Utf8Bytes`, which is cheaper than sharing them and allocates nothing.
+//! A single user property is held inline in its `PropertyList`; two or more
+//! take one more block.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +21,10 @@ use std::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::PublishTopic;
-use mqtt_codec::{Decoder, Encoder, Packet, PacketId, ProtocolVersion, Publish, QoS, Utf8Bytes};
+use mqtt_codec::{
+    Decoder, Encoder, Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS, UserProperty,
+    Utf8Bytes,
+};
 
 struct Counting;
 
@@ -50,14 +55,25 @@ fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
 }
 
-fn publish(payload_len: usize, props: bool) -> Packet {
+/// A PUBLISH; with `props`, a set of properties and that many user
+/// properties.
+fn publish(payload_len: usize, props: Option<usize>) -> Packet {
     let mut p = Publish::new(
         PublishTopic::from_static("tenant/7/site/3/device/42/temp"),
         vec![7u8; payload_len],
     );
     p.qos = QoS::AtLeastOnce;
     p.packet_id = PacketId::new(1);
-    if props {
+    if let Some(users) = props {
+        for i in 0..users {
+            p.properties
+                .to_mut()
+                .user_properties
+                .push(UserProperty::new(
+                    Utf8Bytes::from_static("trace-id"),
+                    Utf8Bytes::try_from(format!("4bf92f3577b34da{i}")).unwrap(),
+                ));
+        }
         p.properties.to_mut().message_expiry_interval = Some(30);
         p.properties.to_mut().topic_alias = NonZeroU16::new(3);
         p.properties.to_mut().content_type = Some(Utf8Bytes::from_static("application/json"));
@@ -73,7 +89,7 @@ fn publish(payload_len: usize, props: bool) -> Packet {
 fn assert_steady_state_decode_allocates(
     v: ProtocolVersion,
     payload_len: usize,
-    props: bool,
+    props: Option<usize>,
     per_packet: usize,
 ) {
     const N: usize = 1000;
@@ -101,26 +117,35 @@ fn assert_steady_state_decode_allocates(
     assert_eq!(
         after - before,
         per_packet * decoded,
-        "decoding {decoded} PUBLISH ({v}, properties: {props})"
+        "decoding {decoded} PUBLISH ({v}, properties: {props:?})"
     );
 }
 
 #[test]
 fn v311_publish_decode_allocates_nothing() {
-    assert_steady_state_decode_allocates(ProtocolVersion::V3_1_1, 64, false, 0);
-    assert_steady_state_decode_allocates(ProtocolVersion::V3_1_1, 4096, false, 0);
+    assert_steady_state_decode_allocates(ProtocolVersion::V3_1_1, 64, None, 0);
+    assert_steady_state_decode_allocates(ProtocolVersion::V3_1_1, 4096, None, 0);
 }
 
 #[test]
 fn v5_publish_without_properties_decode_allocates_nothing() {
-    assert_steady_state_decode_allocates(ProtocolVersion::V5, 64, false, 0);
-    assert_steady_state_decode_allocates(ProtocolVersion::V5, 4096, false, 0);
+    assert_steady_state_decode_allocates(ProtocolVersion::V5, 64, None, 0);
+    assert_steady_state_decode_allocates(ProtocolVersion::V5, 4096, None, 0);
 }
 
 #[test]
 fn v5_publish_with_properties_decode_allocates_only_the_property_block() {
-    assert_steady_state_decode_allocates(ProtocolVersion::V5, 64, true, 1);
-    assert_steady_state_decode_allocates(ProtocolVersion::V5, 4096, true, 1);
+    for users in [0, 1] {
+        assert_steady_state_decode_allocates(ProtocolVersion::V5, 64, Some(users), 1);
+        assert_steady_state_decode_allocates(ProtocolVersion::V5, 4096, Some(users), 1);
+    }
+}
+
+#[test]
+fn v5_publish_with_more_user_properties_allocates_their_list_once() {
+    for users in [2, 4] {
+        assert_steady_state_decode_allocates(ProtocolVersion::V5, 64, Some(users), 2);
+    }
 }
 
 #[test]
@@ -128,7 +153,7 @@ fn decoded_fields_share_the_received_buffer() {
     let v = ProtocolVersion::V5;
     let mut buf = BytesMut::new();
     Encoder::new(v)
-        .encode(&publish(64, true), &mut buf)
+        .encode(&publish(64, Some(1)), &mut buf)
         .unwrap();
     let range = buf.as_ptr_range();
     let Some(Packet::Publish(p)) = Decoder::with_version(v).decode(&mut buf).unwrap() else {
@@ -160,6 +185,9 @@ fn packets_stay_small() {
     use std::mem::size_of;
     assert!(size_of::<Publish>() <= 80, "{}", size_of::<Publish>());
     assert!(size_of::<Packet>() <= 88, "{}", size_of::<Packet>());
+    // Acknowledgements, the other packets of every QoS 1/2 flow, are a
+    // packet identifier, a reason code and a pointer.
+    assert!(size_of::<PubAck>() <= 16, "{}", size_of::<PubAck>());
     // Inline strings fit beside the niche of the `Bytes` they replace.
     assert_eq!(size_of::<Utf8Bytes>(), size_of::<Bytes>());
 }

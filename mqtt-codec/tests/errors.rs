@@ -1167,7 +1167,7 @@ fn encode_field_too_long() {
         EncodeError::FieldTooLong(70_000),
     );
     let mut p = PubAck::new(pid(1));
-    p.properties.reason_string = Some(long);
+    p.properties.to_mut().reason_string = Some(long);
     assert_encode_err(E5, p, EncodeError::FieldTooLong(70_000));
 }
 
@@ -1409,7 +1409,7 @@ fn encode_publish_head_then_payload_equals_encode() {
     p.packet_id = Some(pid(9));
     for version in [E4, E5] {
         if version == E5 {
-            p.properties.to_mut().user_properties = vec![user("k", "v")];
+            p.properties.to_mut().user_properties = vec![user("k", "v")].into();
         }
         let mut whole = BytesMut::new();
         let n = Encoder::new(version)

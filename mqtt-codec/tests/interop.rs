@@ -159,7 +159,7 @@ fn mosquitto_pub_v5() {
     let c = decode(include_bytes!("fixtures/mosquitto_pub_v5.bin"));
     assert_eq!(c.version, ProtocolVersion::V5);
     let mut p = publish("a/b", b"hello", QoS::AtLeastOnce, 1, true);
-    p.properties.to_mut().user_properties = vec![user("k", "v")];
+    p.properties.to_mut().user_properties = vec![user("k", "v")].into();
     p.properties.to_mut().message_expiry_interval = Some(30);
     assert_eq!(
         c.packets(),
@@ -258,10 +258,10 @@ fn mosquitto_sub_v5() {
     let mut sub = Subscribe::new(id(1), s("x/+"), SubscriptionOptions::new(QoS::AtLeastOnce));
     sub.filters
         .push(filter("y/#", SubscriptionOptions::new(QoS::AtLeastOnce)));
-    sub.properties.subscription_identifier = SubscriptionId::new(7);
-    sub.properties.user_properties = vec![user("sk", "sv")];
+    sub.properties.to_mut().subscription_identifier = SubscriptionId::new(7);
+    sub.properties.to_mut().user_properties = vec![user("sk", "sv")].into();
     let mut unsub = Unsubscribe::new(id(2), vec![s("old/+")]);
-    unsub.properties.user_properties = vec![user("uk", "uv")];
+    unsub.properties.to_mut().user_properties = vec![user("uk", "uv")].into();
     assert_eq!(
         c.packets(),
         [
@@ -307,7 +307,7 @@ fn paho_v5() {
     connect.properties.session_expiry_interval = Some(120);
     connect.properties.receive_maximum = std::num::NonZeroU16::new(20);
     connect.properties.topic_alias_maximum = Some(5);
-    connect.properties.user_properties = vec![user("app", "fixture")];
+    connect.properties.user_properties = vec![user("app", "fixture")].into();
     let mut will = Will::new(TopicName::from_static("paho/status").unwrap(), &b"gone"[..]);
     will.qos = QoS::ExactlyOnce;
     will.properties.will_delay_interval = Some(10);
@@ -321,7 +321,7 @@ fn paho_v5() {
         props.content_type = Some(s("application/json"));
         props.response_topic = Some(s("paho/reply"));
         props.correlation_data = Some(Bytes::from_static(b"\x01\x02\x03"));
-        props.user_properties = vec![user("k1", "v1"), user("k2", "v2")];
+        props.user_properties = vec![user("k1", "v1"), user("k2", "v2")].into();
         p
     };
     let pub1 = with_props(publish(
@@ -356,7 +356,7 @@ fn paho_v5() {
             ..SubscriptionOptions::new(QoS::ExactlyOnce)
         },
     ));
-    sub.properties.subscription_identifier = SubscriptionId::new(42);
+    sub.properties.to_mut().subscription_identifier = SubscriptionId::new(42);
 
     assert_eq!(
         c.packets(),

@@ -55,11 +55,23 @@ fn nz32() -> impl Strategy<Value = NonZeroU32> {
     (1u32..).prop_map(|n| NonZeroU32::new(n).unwrap())
 }
 
-fn user_props() -> impl Strategy<Value = Vec<UserProperty>> {
-    vec(
-        (utf8(), utf8()).prop_map(|(n, v)| UserProperty::new(n, v)),
-        0..3,
+/// Built both ways: from a `Vec` (held in it) and collected (one value
+/// inline).
+fn user_props() -> impl Strategy<Value = PropertyList<UserProperty>> {
+    (
+        vec(
+            (utf8(), utf8()).prop_map(|(n, v)| UserProperty::new(n, v)),
+            0..3,
+        ),
+        any::<bool>(),
     )
+        .prop_map(|(v, collect)| {
+            if collect {
+                v.into_iter().collect()
+            } else {
+                v.into()
+            }
+        })
 }
 
 fn payload_format() -> impl Strategy<Value = PayloadFormat> {
@@ -273,7 +285,7 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 p.correlation_data = cd;
                 p.content_type = ct;
                 p.user_properties = up;
-                p.subscription_identifiers = si;
+                p.subscription_identifiers = si.into();
                 p
             }),
     );
@@ -333,22 +345,22 @@ fn pub_response(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             PacketType::PubAck => Packet::PubAck(PubAck {
                 packet_id,
                 reason,
-                properties,
+                properties: properties.into(),
             }),
             PacketType::PubRec => Packet::PubRec(PubRec {
                 packet_id,
                 reason,
-                properties,
+                properties: properties.into(),
             }),
             PacketType::PubRel => Packet::PubRel(PubRel {
                 packet_id,
                 reason,
-                properties,
+                properties: properties.into(),
             }),
             _ => Packet::PubComp(PubComp {
                 packet_id,
                 reason,
-                properties,
+                properties: properties.into(),
             }),
         })
 }
@@ -393,7 +405,7 @@ fn subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         Packet::Subscribe(Subscribe {
             packet_id,
             filters,
-            properties,
+            properties: properties.into(),
         })
     })
 }
@@ -426,7 +438,7 @@ fn unsubscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         Packet::Unsubscribe(Unsubscribe {
             packet_id,
             filters,
-            properties,
+            properties: properties.into(),
         })
     })
 }

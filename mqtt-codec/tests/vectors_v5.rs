@@ -85,7 +85,7 @@ fn connect_full() -> Connect {
     will.properties.content_type = Some(s("text/plain"));
     will.properties.response_topic = Some(s("r/t"));
     will.properties.correlation_data = Some(Bytes::from_static(&[0xCA, 0xFE]));
-    will.properties.user_properties = vec![user("a", "b")];
+    will.properties.user_properties = vec![user("a", "b")].into();
 
     let mut c = Connect::new(V5, s("cid"));
     c.keep_alive = 30;
@@ -101,7 +101,7 @@ fn connect_full() -> Connect {
     p.request_problem_information = Some(false);
     p.authentication_method = Some(s("SCRAM"));
     p.authentication_data = Some(Bytes::from_static(&[1, 2, 3]));
-    p.user_properties = vec![user("k", "v"), user("k", "w")];
+    p.user_properties = vec![user("k", "v"), user("k", "w")].into();
     c
 }
 
@@ -259,7 +259,7 @@ fn connack_with_every_property() {
     p.server_reference = Some(s("srv2"));
     p.authentication_method = Some(s("SCRAM"));
     p.authentication_data = Some(Bytes::from_static(&[0x09]));
-    p.user_properties = vec![user("x", "y")];
+    p.user_properties = vec![user("x", "y")].into();
     assert_vector(V5, CONNACK_FULL, &expected.into());
 }
 
@@ -400,8 +400,8 @@ fn publish_properties() -> Publish {
     props.response_topic = Some(s("re/1"));
     props.correlation_data = Some(Bytes::from_static(&[1, 2]));
     props.content_type = Some(s("json"));
-    props.user_properties = vec![user("z", "1"), user("a", "2"), user("z", "3")];
-    props.subscription_identifiers = vec![sub_id(1), sub_id(128), sub_id(268_435_455)];
+    props.user_properties = vec![user("z", "1"), user("a", "2"), user("z", "3")].into();
+    props.subscription_identifiers = vec![sub_id(1), sub_id(128), sub_id(268_435_455)].into();
     p
 }
 
@@ -462,7 +462,7 @@ fn publish_properties_in_any_order_keep_the_order_of_each_repeated_kind() {
     // Properties may come in any order; each repeated kind keeps its own.
     let mut expected = publish_properties();
     expected.properties.to_mut().subscription_identifiers =
-        vec![sub_id(128), sub_id(1), sub_id(268_435_455)];
+        vec![sub_id(128), sub_id(1), sub_id(268_435_455)].into();
     assert_eq!(
         decode_framed(V5, PUBLISH_PROPERTIES_SHUFFLED),
         expected.into()
@@ -520,8 +520,8 @@ fn puback_short_forms_and_full_form() {
         reason: ReasonCode::QuotaExceeded,
         ..PubAck::new(pid(1))
     };
-    full.properties.reason_string = Some(s("full"));
-    full.properties.user_properties = vec![user("k", "v")];
+    full.properties.to_mut().reason_string = Some(s("full"));
+    full.properties.to_mut().user_properties = vec![user("k", "v")].into();
     assert_vector(V5, PUBACK_FULL, &full.into());
 }
 
@@ -581,7 +581,7 @@ fn pubrec_short_forms_and_full_form() {
         reason: ReasonCode::UnspecifiedError,
         ..PubRec::new(pid(2))
     };
-    full.properties.reason_string = Some(s("oops"));
+    full.properties.to_mut().reason_string = Some(s("oops"));
     assert_vector(V5, PUBREC_FULL, &full.into());
 }
 
@@ -619,7 +619,7 @@ fn pubrel_short_forms_and_full_form() {
         reason: ReasonCode::PacketIdentifierNotFound,
         ..PubRel::new(pid(2))
     };
-    full.properties.reason_string = Some(s("lost"));
+    full.properties.to_mut().reason_string = Some(s("lost"));
     assert_vector(V5, PUBREL_FULL, &full.into());
 }
 
@@ -654,7 +654,7 @@ fn pubcomp_short_forms_and_success_with_properties() {
     };
     assert_vector(V5, PUBCOMP_REASON, &reason.into());
     let mut full = PubComp::new(pid(2));
-    full.properties.reason_string = Some(s("yes"));
+    full.properties.to_mut().reason_string = Some(s("yes"));
     assert_vector(V5, PUBCOMP_SUCCESS_WITH_PROPERTIES, &full.into());
 }
 
@@ -734,8 +734,8 @@ fn subscribe_with_every_option() {
             options: *options,
         });
     }
-    expected.properties.subscription_identifier = Some(sub_id(5));
-    expected.properties.user_properties = vec![user("k", "v")];
+    expected.properties.to_mut().subscription_identifier = Some(sub_id(5));
+    expected.properties.to_mut().user_properties = vec![user("k", "v")].into();
     assert_vector(V5, SUBSCRIBE, &expected.into());
 }
 
@@ -811,7 +811,7 @@ const UNSUBSCRIBE: &[u8] = &[
 #[test]
 fn unsubscribe_with_user_property() {
     let mut expected = Unsubscribe::new(pid(11), vec![s("a/b"), s("c/+")]);
-    expected.properties.user_properties = vec![user("k", "v")];
+    expected.properties.to_mut().user_properties = vec![user("k", "v")].into();
     assert_vector(V5, UNSUBSCRIBE, &expected.into());
 }
 
@@ -912,7 +912,7 @@ fn disconnect_short_reason_only_and_full() {
     full.properties.to_mut().session_expiry_interval = Some(300);
     full.properties.to_mut().reason_string = Some(s("bye"));
     full.properties.to_mut().server_reference = Some(s("other:1883"));
-    full.properties.to_mut().user_properties = vec![user("k", "v")];
+    full.properties.to_mut().user_properties = vec![user("k", "v")].into();
     assert_vector(V5, DISCONNECT_FULL, &full.into());
 }
 

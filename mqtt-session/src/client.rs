@@ -314,7 +314,9 @@ impl ClientSession {
                 .collect(),
             properties: Default::default(),
         };
-        sub.properties.subscription_identifier = subscription_id;
+        if subscription_id.is_some() {
+            sub.properties.to_mut().subscription_identifier = subscription_id;
+        }
         self.core.send(now, sub);
         self.control
             .insert(pid, Control::Subscribe(filters, subscription_id));

@@ -1,7 +1,8 @@
 //! What a session tells its driver.
 
 use mqtt_codec::{
-    Auth, ConnAck, Connect, PacketId, ReasonCode, SubscriptionId, SubscriptionOptions, UserProperty,
+    Auth, ConnAck, Connect, PacketId, PropertyList, ReasonCode, SubscriptionId,
+    SubscriptionOptions, UserProperty,
 };
 use mqtt_topic::TopicFilter;
 
@@ -128,7 +129,7 @@ pub struct SubscribeRequest {
     /// Subscription Identifier (MQTT 5.0).
     pub subscription_id: Option<SubscriptionId>,
     /// User properties of the SUBSCRIBE.
-    pub user_properties: Vec<UserProperty>,
+    pub user_properties: PropertyList<UserProperty>,
 }
 
 impl SubscribeRequest {

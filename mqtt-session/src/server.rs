@@ -654,7 +654,7 @@ impl ServerSession {
         Ok(())
     }
 
-    fn handle_subscribe(&mut self, s: Subscribe) -> Result<(), ProtocolError> {
+    fn handle_subscribe(&mut self, mut s: Subscribe) -> Result<(), ProtocolError> {
         // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol
         // error (the whole SUBSCRIBE, not one filter).
         if s.filters
@@ -695,7 +695,11 @@ impl ServerSession {
                 packet_id: s.packet_id,
                 entries,
                 subscription_id: s.properties.subscription_identifier,
-                user_properties: s.properties.user_properties,
+                user_properties: s
+                    .properties
+                    .get_mut()
+                    .map(|p| std::mem::take(&mut p.user_properties))
+                    .unwrap_or_default(),
             }));
         Ok(())
     }

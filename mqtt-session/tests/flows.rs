@@ -169,7 +169,8 @@ fn v5_connect_carries_the_configured_fields_and_properties() {
     c.connect_properties.user_properties = vec![UserProperty::new(
         Utf8Bytes::from_static("k"),
         Utf8Bytes::from_static("v"),
-    )];
+    )]
+    .into();
     c.connect_properties.request_problem_information = Some(false);
     let mut pair = Pair::new(c, ServerConfig::default());
     pair.establish();

@@ -481,7 +481,7 @@ fn retained_publish_when_retain_unavailable_is_disconnected_with_0x9a() {
 fn v5_publish_with_subscription_identifier_from_client_is_a_protocol_error() {
     let mut srv = Srv::accepted(ServerConfig::default(), ProtocolVersion::V5);
     let mut p = publish(QoS::AtMostOnce, 0);
-    p.properties.to_mut().subscription_identifiers = vec![SubscriptionId::new(7).unwrap()];
+    p.properties.to_mut().subscription_identifiers = vec![SubscriptionId::new(7).unwrap()].into();
     srv.feed(p);
     assert_closed_for(
         &srv,
@@ -679,7 +679,7 @@ fn v5_subscribe_filters_are_validated_against_capabilities() {
         Utf8Bytes::from_static("x"),
         SubscriptionOptions::new(QoS::AtMostOnce),
     );
-    sub.properties.subscription_identifier = SubscriptionId::new(5);
+    sub.properties.to_mut().subscription_identifier = SubscriptionId::new(5);
     srv.feed(sub);
     assert_eq!(
         srv.subscribe_request().entries[0].filter,

@@ -398,7 +398,7 @@ impl Client {
         id: Option<u32>,
     ) -> SubAck {
         let mut sub = Subscribe::new(self.next_pid(), s(filter), options);
-        sub.properties.subscription_identifier = id.map(sub_id);
+        sub.properties.to_mut().subscription_identifier = id.map(sub_id);
         self.subscribe_packet(sub).await
     }
 

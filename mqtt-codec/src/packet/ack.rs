@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{PResult, fail, packet_id, u8};
-use crate::properties::AckProperties;
+use crate::properties::{AckProperties, Props};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion};
 
@@ -18,15 +18,15 @@ pub(crate) fn parse_reason_and_props<'a>(
     frame: &Bytes,
     packet: PacketType,
     i: &'a [u8],
-) -> PResult<'a, (ReasonCode, AckProperties)> {
+) -> PResult<'a, (ReasonCode, Props<AckProperties>)> {
     if i.is_empty() {
-        return Ok((i, (ReasonCode::Success, AckProperties::default())));
+        return Ok((i, (ReasonCode::Success, Props::none())));
     }
     let (i, reason) = reason_code(packet, i)?;
     if i.is_empty() {
-        return Ok((i, (reason, AckProperties::default())));
+        return Ok((i, (reason, Props::none())));
     }
-    let (i, props) = AckProperties::parse(frame, packet, i)?;
+    let (i, props) = Props::parse(frame, packet, i)?;
     Ok((i, (reason, props)))
 }
 
@@ -44,7 +44,7 @@ pub(crate) fn reason_and_props_len(
     packet: PacketType,
     v: ProtocolVersion,
     reason: ReasonCode,
-    props: &AckProperties,
+    props: &Props<AckProperties>,
 ) -> Result<usize, EncodeError> {
     if !reason.is_expressible(packet, v) {
         return Err(if v.is_v5() {
@@ -79,7 +79,7 @@ pub(crate) fn reason_and_props_len(
 pub(crate) fn put_reason_and_props<B: BufMut>(
     v: ProtocolVersion,
     reason: ReasonCode,
-    props: &AckProperties,
+    props: &Props<AckProperties>,
     buf: &mut B,
 ) {
     if !v.is_v5() || (reason == ReasonCode::Success && props.is_empty()) {
@@ -100,8 +100,8 @@ macro_rules! pub_response {
             pub packet_id: PacketId,
             /// Reason code (MQTT 5.0; always success in 3.1.1).
             pub reason: ReasonCode,
-            /// Properties (MQTT 5.0).
-            pub properties: AckProperties,
+            /// Properties (MQTT 5.0), out of line (see [`Props`]).
+            pub properties: Props<AckProperties>,
         }
 
         impl $name {
@@ -111,7 +111,7 @@ macro_rules! pub_response {
             }
 
             pub(crate) fn without_properties(packet_id: PacketId, reason: ReasonCode) -> Self {
-                Self { packet_id, reason, properties: AckProperties::default() }
+                Self { packet_id, reason, properties: Props::none() }
             }
 
             pub(crate) fn parse<'a>(
@@ -123,7 +123,7 @@ macro_rules! pub_response {
                 let (i, (reason, properties)) = if v.is_v5() {
                     parse_reason_and_props(frame, $ty, i)?
                 } else {
-                    (i, (ReasonCode::Success, AckProperties::default()))
+                    (i, (ReasonCode::Success, Props::none()))
                 };
                 Ok((i, Self { packet_id, reason, properties }))
             }

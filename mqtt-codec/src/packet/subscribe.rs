@@ -83,8 +83,8 @@ pub struct Subscribe {
     pub packet_id: PacketId,
     /// The filters, at least one.
     pub filters: Vec<SubscribeFilter>,
-    /// SUBSCRIBE properties (MQTT 5.0).
-    pub properties: SubscribeProperties,
+    /// SUBSCRIBE properties (MQTT 5.0), out of line (see [`Props`]).
+    pub properties: Props<SubscribeProperties>,
 }
 
 impl Subscribe {
@@ -93,16 +93,16 @@ impl Subscribe {
         Self {
             packet_id,
             filters: vec![SubscribeFilter { filter, options }],
-            properties: SubscribeProperties::default(),
+            properties: Props::none(),
         }
     }
 
     pub(crate) fn parse<'a>(frame: &Bytes, v: ProtocolVersion, i: &'a [u8]) -> PResult<'a, Self> {
         let (i, packet_id) = packet_id(i)?;
         let (mut i, properties) = if v.is_v5() {
-            SubscribeProperties::parse(frame, PacketType::Subscribe, i)?
+            Props::parse(frame, PacketType::Subscribe, i)?
         } else {
-            (i, SubscribeProperties::default())
+            (i, Props::none())
         };
         let mut filters = Vec::new();
         while !i.is_empty() {

@@ -16,8 +16,8 @@ pub struct Unsubscribe {
     pub packet_id: PacketId,
     /// The filters, at least one.
     pub filters: Vec<Utf8Bytes>,
-    /// Properties (MQTT 5.0).
-    pub properties: UnsubscribeProperties,
+    /// Properties (MQTT 5.0), out of line (see [`Props`]).
+    pub properties: Props<UnsubscribeProperties>,
 }
 
 impl Unsubscribe {
@@ -26,16 +26,16 @@ impl Unsubscribe {
         Self {
             packet_id,
             filters,
-            properties: UnsubscribeProperties::default(),
+            properties: Props::none(),
         }
     }
 
     pub(crate) fn parse<'a>(frame: &Bytes, v: ProtocolVersion, i: &'a [u8]) -> PResult<'a, Self> {
         let (i, packet_id) = packet_id(i)?;
         let (mut i, properties) = if v.is_v5() {
-            UnsubscribeProperties::parse(frame, PacketType::Unsubscribe, i)?
+            Props::parse(frame, PacketType::Unsubscribe, i)?
         } else {
-            (i, UnsubscribeProperties::default())
+            (i, Props::none())
         };
         let mut filters = Vec::new();
         while !i.is_empty() {
