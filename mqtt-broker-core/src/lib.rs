@@ -50,3 +50,8 @@ pub use mqtt_codec::QoS;
 pub use mqtt_session::{Message, QueuePolicy};
 pub use stats::Stats;
 pub use store::{MemoryStore, Store, Stored};
+
+/// The README's examples, compiled (and run, unless `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

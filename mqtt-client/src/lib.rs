@@ -93,3 +93,8 @@ pub use mqtt_codec::{
 };
 pub use mqtt_session::{CloseReason, DropReason, Message, MessageId};
 pub use mqtt_topic::{TopicError, TopicFilter, TopicName};
+
+/// The README's examples, compiled (and run, unless `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

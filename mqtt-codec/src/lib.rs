@@ -96,3 +96,8 @@ pub use types::{
     PacketId, PacketType, PayloadFormat, ProtocolVersion, QoS, RetainHandling, SubscriptionId,
     UserProperty, Utf8Bytes,
 };
+
+/// The README's examples, compiled (and run, unless `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

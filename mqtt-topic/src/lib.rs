@@ -74,3 +74,8 @@ pub use error::TopicError;
 pub use retained::RetainedIndex;
 pub use topic::{MAX_TOPIC_LEN, SHARE_PREFIX, TopicFilter, TopicName, matches};
 pub use tree::SubscriptionTree;
+
+/// The README's examples, compiled (and run, unless `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
