@@ -212,9 +212,30 @@ impl Encoder {
         let remaining = p.encoded_len(self.version)?;
         let total = self.total_len(remaining)?;
         let payload: &[u8] = if head_only { &[] } else { &p.payload };
-        dst.reserve(total - p.payload.len() + payload.len());
-        p.put_head_with_header(self.version, remaining, dst);
-        dst.put_slice(payload);
+        let n = total - p.payload.len() + payload.len();
+        dst.reserve(n);
+        let start = dst.len();
+        // Written through the spare capacity, `n` bytes of it: the many
+        // small writes of the property block each inline to a store, where
+        // `BytesMut`'s would each check for room and move the length.
+        let mut w = dst.spare_capacity_mut();
+        w = w.get_mut(..n).unwrap_or_default();
+        p.put_head_with_header(self.version, remaining, &mut w);
+        w.put_slice(payload);
+        debug_assert!(w.is_empty(), "encoded size differs from the measured one");
+        // Never taken when the measure is right; if it were not, no
+        // uninitialized byte is exposed.
+        for b in w.iter_mut() {
+            b.write(0);
+        }
+        // SAFETY: `reserve(n)` made `n` bytes of spare capacity after
+        // `start`, and all of them are now written: by the writes above
+        // (a `&mut [MaybeUninit<u8>]` writer advances only over what it
+        // wrote) and by the zeroing of whatever they left.
+        #[allow(unsafe_code)]
+        unsafe {
+            dst.set_len(start + n);
+        }
         Ok(total)
     }
 }

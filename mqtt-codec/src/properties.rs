@@ -217,28 +217,22 @@ impl<T: PropertySet> Props<T> {
         }
     }
 
-    /// Writes the Property Length and the properties into `block`, which
-    /// is exactly as long as [`encoded_len`](Self::encoded_len) said: the
-    /// Property Length is read off the slice's length rather than measured
-    /// again.
+    /// Writes the Property Length and the properties, `block_len` bytes
+    /// in all as [`encoded_len`](Self::encoded_len) said: the Property
+    /// Length is read off that size rather than measured again.
     #[inline]
-    pub(crate) fn put_exact(&self, mut block: &mut [u8]) {
-        let total = block.len();
+    pub(crate) fn put_sized<B: BufMut>(&self, block_len: usize, buf: &mut B) {
         match self.0.as_deref() {
-            None => block.put_u8(0),
+            None => buf.put_u8(0),
             Some(p) => {
-                // The one `n` with `varint_len(n) + n == total`.
+                // The one `n` with `varint_len(n) + n == block_len`.
                 let body = (1..=4)
-                    .map(|k| total.saturating_sub(k))
-                    .find(|&n| varint_len(n) + n == total)
+                    .map(|k| block_len.saturating_sub(k))
+                    .find(|&n| varint_len(n) + n == block_len)
                     .unwrap_or_default();
-                p.wire_put_body(body, &mut block);
+                p.wire_put_body(body, buf);
             }
         }
-        debug_assert!(
-            block.is_empty(),
-            "property block size differs from the measured one"
-        );
     }
 }
 

@@ -261,31 +261,38 @@ impl Publish {
     /// Writes the fixed header and all but the payload of a PUBLISH with
     /// properties into `buf`, which has room for them.
     #[inline]
-    pub(crate) fn put_head_with_header(
+    pub(crate) fn put_head_with_header<B: BufMut>(
         &self,
         v: ProtocolVersion,
         remaining: usize,
-        buf: &mut BytesMut,
+        buf: &mut B,
     ) {
         let (head, head_len) = self.head_word(remaining);
-        let end = buf.len() + head_len;
-        buf.put_slice(&head.to_le_bytes());
-        buf.truncate(end);
+        let word = head.to_le_bytes();
+        let chunk = buf.chunk_mut();
+        if chunk.len() >= word.len() {
+            // One fixed store of the word, of which only `head_len` bytes
+            // are kept (a copy of a variable length is a call).
+            chunk[..word.len()].copy_from_slice(&word);
+            // SAFETY: `head_len <= 8` bytes were just written.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.advance_mut(head_len);
+            }
+        } else {
+            buf.put_slice(word.get(..head_len).unwrap_or_default());
+        }
         buf.put_slice(self.topic.as_bytes());
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
         if v.is_v5() {
-            // The property block is many small writes: through a slice of
-            // its exact size each inlines to a store, where `BytesMut`'s
-            // would each check for room and call out. `remaining` less the
-            // rest is its size, so it is not measured again.
+            // `remaining` less the rest is the property block's size, so
+            // it is not measured again.
             let rest = 2 + self.topic.len() + self.payload.len();
             let id_len = if self.packet_id.is_some() { 2 } else { 0 };
-            let start = buf.len();
-            buf.resize(start + remaining.saturating_sub(rest + id_len), 0);
             self.properties
-                .put_exact(buf.get_mut(start..).unwrap_or_default());
+                .put_sized(remaining.saturating_sub(rest + id_len), buf);
         }
     }
 
