@@ -420,4 +420,87 @@ mod tests {
             assert_eq!(m, (1..=n).collect::<Vec<_>>());
         }
     }
+
+    /// An operation on a list, applied to a `PropertyList` and a `Vec`.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u8),
+        Pop,
+        Clear,
+        RetainEven,
+        Extend(Vec<u8>),
+        Collect(Vec<u8>),
+        FromVec(Vec<u8>),
+        Clone,
+        SetFirst(u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let values = || proptest::collection::vec(any::<u8>(), 0..4);
+        prop_oneof![
+            4 => any::<u8>().prop_map(Op::Push),
+            2 => Just(Op::Pop),
+            1 => Just(Op::Clear),
+            1 => Just(Op::RetainEven),
+            1 => values().prop_map(Op::Extend),
+            1 => values().prop_map(Op::Collect),
+            1 => values().prop_map(Op::FromVec),
+            1 => Just(Op::Clone),
+            1 => any::<u8>().prop_map(Op::SetFirst),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of operations leaves the list equal to a `Vec` that
+        /// went through the same ones, whichever representation it is in.
+        /// (Safe code: nothing for Miri to check, slowly.)
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut list = PropertyList::new();
+            let mut model: Vec<u8> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push(v) => {
+                        list.push(v);
+                        model.push(v);
+                    }
+                    Op::Pop => proptest::prop_assert_eq!(list.pop(), model.pop()),
+                    Op::Clear => {
+                        list.clear();
+                        model.clear();
+                    }
+                    Op::RetainEven => {
+                        list.retain(|v| v % 2 == 0);
+                        model.retain(|v| v % 2 == 0);
+                    }
+                    Op::Extend(vs) => {
+                        list.extend(vs.iter().copied());
+                        model.extend(vs);
+                    }
+                    Op::Collect(vs) => {
+                        list = vs.iter().copied().collect();
+                        model = vs;
+                    }
+                    Op::FromVec(vs) => {
+                        list = vs.clone().into();
+                        model = vs;
+                    }
+                    Op::Clone => list = list.clone(),
+                    Op::SetFirst(v) => {
+                        if let (Some(a), Some(b)) = (list.first_mut(), model.first_mut()) {
+                            *a = v;
+                            *b = v;
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(list.as_slice(), model.as_slice());
+                proptest::prop_assert_eq!(&list, &model);
+                proptest::prop_assert_eq!(list.len(), model.len());
+            }
+            proptest::prop_assert_eq!(list.clone().into_iter().collect::<Vec<_>>(), model.clone());
+            proptest::prop_assert_eq!(list.into_vec(), model);
+        }
+    }
 }
