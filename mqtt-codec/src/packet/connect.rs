@@ -252,7 +252,7 @@ impl Connect {
         if v.is_v5() {
             self.properties.put(buf);
         }
-        put_field(buf, self.client_id.as_bytes());
+        self.client_id.put_field(buf);
         if let Some(w) = &self.will {
             if v.is_v5() {
                 w.properties.put(buf);
@@ -261,7 +261,7 @@ impl Connect {
             put_field(buf, &w.payload);
         }
         if let Some(u) = &self.username {
-            put_field(buf, u.as_bytes());
+            u.put_field(buf);
         }
         if let Some(p) = &self.password {
             put_field(buf, p);

@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string, u8};
+use crate::primitives::{PResult, fail, field_len, packet_id, string, u8};
 use crate::properties::{AckProperties, Props, SubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, RetainHandling, Utf8Bytes};
@@ -154,7 +154,7 @@ impl Subscribe {
             self.properties.put(buf);
         }
         for f in &self.filters {
-            put_field(buf, f.filter.as_bytes());
+            f.filter.put_field(buf);
             buf.put_u8(f.options.to_byte(v).unwrap_or_default());
         }
     }

@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::ack::reason_code;
-use crate::primitives::{PResult, fail, field_len, packet_id, put_field, string};
+use crate::primitives::{PResult, fail, field_len, packet_id, string};
 use crate::properties::{AckProperties, Props, UnsubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, Utf8Bytes};
@@ -81,7 +81,7 @@ impl Unsubscribe {
             self.properties.put(buf);
         }
         for f in &self.filters {
-            put_field(buf, f.as_bytes());
+            f.put_field(buf);
         }
     }
 }
