@@ -231,8 +231,11 @@ impl Encoder {
 fn put_in_spare(dst: &mut BytesMut, n: usize, put: impl FnOnce(&mut &mut [MaybeUninit<u8>])) {
     dst.reserve(n);
     let start = dst.len();
-    let mut w = dst.spare_capacity_mut();
-    w = w.get_mut(..n).unwrap_or_default();
+    // `reserve` made room for all `n`; the length set below is the region's
+    // own, so nothing rests on that.
+    let region = dst.spare_capacity_mut().get_mut(..n).unwrap_or_default();
+    let len = region.len();
+    let mut w = &mut *region;
     put(&mut w);
     debug_assert!(w.is_empty(), "encoded size differs from the measured one");
     // Never taken when the measure is right; if it were not, no
@@ -240,13 +243,12 @@ fn put_in_spare(dst: &mut BytesMut, n: usize, put: impl FnOnce(&mut &mut [MaybeU
     for b in w.iter_mut() {
         b.write(0);
     }
-    // SAFETY: `reserve(n)` made `n` bytes of spare capacity after `start`,
-    // and all of them are now written: by `put` (a `&mut [MaybeUninit<u8>]`
-    // writer advances only over what it wrote) and by the zeroing of
-    // whatever it left.
+    // SAFETY: the `len` bytes of spare capacity after `start` are all
+    // written: by `put` (a `&mut [MaybeUninit<u8>]` writer advances only
+    // over what it wrote) and by the zeroing of whatever it left.
     #[allow(unsafe_code)]
     unsafe {
-        dst.set_len(start + n);
+        dst.set_len(start + len);
     }
 }
 
