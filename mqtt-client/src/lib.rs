@@ -88,8 +88,8 @@ pub use options::{
 pub use stream::{Event, EventStream, Received, Subscription};
 
 pub use mqtt_codec::{
-    ConnectProperties, PayloadFormat, ProtocolVersion, PublishProperties, QoS, ReasonCode,
-    RetainHandling, SubscriptionOptions, UserProperty, Utf8Bytes, Will, WillProperties,
+    ConnectProperties, PayloadFormat, PropertyList, ProtocolVersion, PublishProperties, QoS,
+    ReasonCode, RetainHandling, SubscriptionOptions, UserProperty, Utf8Bytes, Will, WillProperties,
 };
 pub use mqtt_session::{CloseReason, DropReason, Message, MessageId};
 pub use mqtt_topic::{TopicError, TopicFilter, TopicName};
