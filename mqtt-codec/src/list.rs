@@ -34,7 +34,6 @@ use std::ops::{Deref, DerefMut};
 /// ```
 pub struct PropertyList<T>(Repr<T>);
 
-#[derive(Clone)]
 enum Repr<T> {
     /// Exactly one value.
     One(T),
