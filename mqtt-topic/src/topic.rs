@@ -286,6 +286,29 @@ impl TopicFilter {
         Self::new(Bytes::from_static(s.as_bytes()))
     }
 
+    /// Checks `filter` by the rules of a topic filter without keeping it (nothing is copied
+    /// or allocated), and returns its ShareName if it is a shared subscription: what an
+    /// encoder checks before it writes a filter it holds as a plain string.
+    ///
+    /// ```
+    /// use mqtt_topic::{TopicError, TopicFilter};
+    ///
+    /// assert_eq!(TopicFilter::check("sport/+/player1"), Ok(None));
+    /// assert_eq!(TopicFilter::check("$share/workers/jobs/#"), Ok(Some("workers")));
+    /// assert_eq!(TopicFilter::check("sport/#/ranking"), Err(TopicError::MultiLevelNotLast));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`TopicError`] naming the first rule `filter` breaks.
+    pub fn check(filter: &str) -> Result<Option<&str>, TopicError> {
+        let pattern_start = validate_filter(filter.as_bytes())?;
+        if pattern_start == 0 {
+            return Ok(None);
+        }
+        Ok(filter.get(SHARE_PREFIX.len()..pattern_start - 1))
+    }
+
     /// The whole filter as written, including any `$share/{ShareName}/` prefix.
     #[must_use]
     #[inline]
