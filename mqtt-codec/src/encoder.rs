@@ -146,7 +146,8 @@ impl Encoder {
         Some([((ty as u8) << 4) | ty.required_flags(), 2, hi, lo])
     }
 
-    /// Writes `packet` into any [`BufMut`] that has room for it.
+    /// Writes `packet` into any [`BufMut`] that has room for it; nothing of
+    /// `dst` past the packet's bytes changes (a `&mut [u8]` keeps its tail).
     ///
     /// # Errors
     ///
@@ -159,7 +160,10 @@ impl Encoder {
                 available: dst.remaining_mut(),
             });
         }
-        packet.put(self.version, remaining, dst);
+        // The writers store some fields as fixed-width words, which the next
+        // field overwrites; the limit keeps those stores inside the packet,
+        // so that no byte of `dst` past it changes.
+        packet.put(self.version, remaining, &mut dst.limit(total));
         Ok(total)
     }
 

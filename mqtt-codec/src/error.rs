@@ -83,10 +83,15 @@ pub enum DecodeError {
     /// \[MQTT-3.10.3-2\].
     #[error("no topic filter in {0}")]
     NoTopicFilters(PacketType),
-    /// Reserved bits of the subscription options are set, or the QoS or Retain
-    /// Handling value is invalid \[MQTT-3.8.3-5\].
+    /// Reserved bits of the subscription options are set \[MQTT-3.8.3-5\]
+    /// (at 3.1.1 \[MQTT-3.8.3-4\], every bit above the QoS).
     #[error("invalid subscription options {0:#010b}")]
     InvalidSubscriptionOptions(u8),
+    /// A 5.0 subscription's Maximum QoS or Retain Handling is 3, which MQTT
+    /// 5.0 section 3.8.3.1 makes a Protocol Error (at 3.1.1, a QoS of 3 is
+    /// [`InvalidQos`](Self::InvalidQos)).
+    #[error("maximum QoS or retain handling of 3 in subscription options {0:#010b}")]
+    InvalidSubscriptionValue(u8),
     /// A byte that is not a reason code, or one not allowed in this packet.
     #[error("invalid reason code {code:#04x} in {packet}")]
     InvalidReasonCode {
@@ -116,6 +121,11 @@ pub enum DecodeError {
     /// Authentication Data without an Authentication Method.
     #[error("authentication data without authentication method")]
     AuthDataWithoutMethod,
+    /// An AUTH without an Authentication Method (MQTT 5.0 section
+    /// 3.15.2.2.2): only the short AUTH of Success without properties may
+    /// leave it out.
+    #[error("AUTH without authentication method")]
+    AuthWithoutMethod,
     /// A packet other than CONNECT arrived before the protocol version was
     /// known (the first packet must be CONNECT \[MQTT-3.1.0-1\]).
     #[error("expected CONNECT, got {0}")]
@@ -134,6 +144,9 @@ impl DecodeError {
             Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
             | Self::AuthDataWithoutMethod
+            | Self::AuthWithoutMethod
+            | Self::InvalidSubscriptionValue(_)
+            | Self::NoTopicFilters(_)
             | Self::ExpectedConnect(_)
             | Self::EmptyTopicName => ReasonCode::ProtocolError,
             Self::MalformedRemainingLength
@@ -149,7 +162,6 @@ impl DecodeError {
             | Self::InvalidConnAckFlags(_)
             | Self::InvalidUtf8
             | Self::NullCharacter
-            | Self::NoTopicFilters(_)
             | Self::InvalidSubscriptionOptions(_)
             | Self::InvalidReasonCode { .. }
             | Self::UnknownProperty(_)
@@ -198,6 +210,17 @@ pub enum EncodeError {
     /// SUBSCRIBE or UNSUBSCRIBE without a topic filter.
     #[error("no topic filter")]
     NoTopicFilters,
+    /// A SUBSCRIBE or UNSUBSCRIBE topic filter that breaks the rules of a
+    /// filter (MQTT 5.0 section 4.7, and 4.8.2 for `$share/`).
+    #[error("invalid topic filter: {0}")]
+    InvalidTopicFilter(crate::TopicError),
+    /// No Local on a shared subscription \[MQTT-3.8.3-4\].
+    #[error("no local on a shared subscription")]
+    NoLocalOnSharedSubscription,
+    /// A property value its sender may not send (Maximum QoS other than 0
+    /// or 1, MQTT 5.0 section 3.2.2.3.4).
+    #[error("invalid value for property {0:#04x}")]
+    InvalidPropertyValue(u8),
     /// A reason code not allowed in this packet.
     #[error("reason code {code:#04x} not allowed in {packet}")]
     InvalidReasonCode {
@@ -213,6 +236,14 @@ pub enum EncodeError {
     /// Authentication Data without an Authentication Method.
     #[error("authentication data without authentication method")]
     AuthDataWithoutMethod,
+    /// An AUTH without an Authentication Method (see
+    /// [`DecodeError::AuthWithoutMethod`]).
+    #[error("AUTH without authentication method")]
+    AuthWithoutMethod,
+    /// An empty client identifier at 3.1.1 without Clean Session
+    /// \[MQTT-3.1.3-7\], or at 3.1 (which requires 1 to 23 characters).
+    #[error("empty client identifier not allowed here")]
+    EmptyClientId,
     /// A 3.1.1 password without a user name \[MQTT-3.1.2-22\].
     #[error("password without user name")]
     PasswordWithoutUsername,

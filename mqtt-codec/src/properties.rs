@@ -332,7 +332,11 @@ impl PropValue for QoS {
         }
     }
     fn value_len(&self) -> Result<usize, EncodeError> {
-        Ok(1)
+        // Maximum QoS is the only property of this type.
+        match self {
+            Self::ExactlyOnce => Err(EncodeError::InvalidPropertyValue(id::MAXIMUM_QOS)),
+            _ => Ok(1),
+        }
     }
     fn put<B: BufMut>(&self, buf: &mut B) {
         buf.put_u8(*self as u8);

@@ -728,16 +728,17 @@ fn empty_topic_name_needs_a_topic_alias() {
 fn subscribe_and_unsubscribe_need_a_topic_filter() {
     let sub = DecodeError::NoTopicFilters(PacketType::Subscribe);
     let unsub = DecodeError::NoTopicFilters(PacketType::Unsubscribe);
-    // 3.1.1 [MQTT-3.8.3-3], 5.0 [MQTT-3.8.3-2].
-    assert_decode_err(V4, &[0x82, 0x02, 0x00, 0x01], sub, MALFORMED); // packet id 1, nothing else
-    assert_decode_err(V5, &[0x82, 0x03, 0x00, 0x01, 0x00], sub, MALFORMED); // + property length 0
+    // A protocol violation at 3.1.1 [MQTT-3.8.3-3], a Protocol Error at 5.0
+    // [MQTT-3.8.3-2].
+    assert_decode_err(V4, &[0x82, 0x02, 0x00, 0x01], sub, PROTOCOL_ERROR); // packet id 1, nothing else
+    assert_decode_err(V5, &[0x82, 0x03, 0x00, 0x01, 0x00], sub, PROTOCOL_ERROR); // + property length 0
     // [MQTT-3.10.3-2].
-    assert_decode_err(V4, &[0xA2, 0x02, 0x00, 0x01], unsub, MALFORMED);
-    assert_decode_err(V5, &[0xA2, 0x03, 0x00, 0x01, 0x00], unsub, MALFORMED);
+    assert_decode_err(V4, &[0xA2, 0x02, 0x00, 0x01], unsub, PROTOCOL_ERROR);
+    assert_decode_err(V5, &[0xA2, 0x03, 0x00, 0x01, 0x00], unsub, PROTOCOL_ERROR);
 }
 
 #[test]
-fn subscription_options_reserved_bits_and_retain_handling_3() {
+fn subscription_options_reserved_bits_qos_3_and_retain_handling_3() {
     #[rustfmt::skip]
     let v5 = |options: u8| -> Vec<u8> {
         vec![
@@ -752,8 +753,12 @@ fn subscription_options_reserved_bits_and_retain_handling_3() {
     // [MQTT-3.8.3-5] (5.0) bits 7 and 6 are reserved.
     assert_decode_err(V5, &v5(0x40), invalid(0x40), MALFORMED);
     assert_decode_err(V5, &v5(0x81), invalid(0x81), MALFORMED);
-    // Retain Handling 3 is a protocol error (section 3.8.3.1).
-    assert_decode_err(V5, &v5(0x30), invalid(0x30), MALFORMED);
+    // Retain Handling 3 and Maximum QoS 3 are Protocol Errors (section
+    // 3.8.3.1), not malformed.
+    let value = |b| DecodeError::InvalidSubscriptionValue(b);
+    assert_decode_err(V5, &v5(0x30), value(0x30), PROTOCOL_ERROR);
+    assert_decode_err(V5, &v5(0x03), value(0x03), PROTOCOL_ERROR);
+    assert_decode_err(V5, &v5(0x1B), value(0x1B), PROTOCOL_ERROR);
     // [MQTT-3-8.3-4] (3.1.1) bits 7-2 are reserved: no local does not exist.
     #[rustfmt::skip]
     let v311: &[u8] = &[
@@ -763,6 +768,12 @@ fn subscription_options_reserved_bits_and_retain_handling_3() {
         0x04,             //   bit 2 set
     ];
     assert_decode_err(V4, v311, invalid(0x04), MALFORMED);
+    // A QoS of 3 is malformed at 3.1.1 [MQTT-3-8.3-4].
+    let mut qos3 = v311.to_vec();
+    if let Some(last) = qos3.last_mut() {
+        *last = 0x03;
+    }
+    assert_decode_err(V4, &qos3, DecodeError::InvalidQos(3), MALFORMED);
 }
 
 // ---- Reason codes ---------------------------------------------------------------------
@@ -1081,6 +1092,40 @@ fn authentication_data_needs_an_authentication_method() {
 }
 
 #[test]
+fn auth_needs_an_authentication_method() {
+    // 5.0 section 3.15.2.2.2: "It is a Protocol Error to omit the
+    // Authentication Method".
+    let no_method = DecodeError::AuthWithoutMethod;
+    // Continue authentication, no properties at all.
+    assert_decode_err(V5, &[0xF0, 0x01, 0x18], no_method, PROTOCOL_ERROR);
+    // Re-authenticate with a property length of 0.
+    assert_decode_err(V5, &[0xF0, 0x02, 0x19, 0x00], no_method, PROTOCOL_ERROR);
+    #[rustfmt::skip]
+    let success_with_reason: &[u8] = &[
+        0xF0, 0x06,             // AUTH; remaining length 6
+        0x00,                   // success
+        0x04,                   // property length 4
+        0x1F, 0x00, 0x01, b'x', //   reason string "x", no method
+    ];
+    assert_decode_err(V5, success_with_reason, no_method, PROTOCOL_ERROR);
+    // The short forms of a Success AUTH carry no properties, so no method
+    // (3.15.2.1: the reason code and property length may be left out).
+    for short in [
+        &[0xF0, 0x00][..],
+        &[0xF0, 0x01, 0x00],
+        &[0xF0, 0x02, 0x00, 0x00],
+    ] {
+        let mut dec = Decoder::with_version(ProtocolVersion::V5);
+        let mut buf = BytesMut::from(short);
+        assert_eq!(
+            dec.decode(&mut buf),
+            Ok(Some(Auth::new(ReasonCode::Success).into())),
+            "{short:02X?}"
+        );
+    }
+}
+
+#[test]
 fn first_packet_must_be_connect() {
     // [MQTT-3.1.0-1].
     #[rustfmt::skip]
@@ -1356,6 +1401,89 @@ fn encode_authentication_data_without_method() {
 }
 
 #[test]
+fn encode_auth_without_method() {
+    for reason in [
+        ReasonCode::ContinueAuthentication,
+        ReasonCode::ReAuthenticate,
+    ] {
+        assert_encode_err(E5, Auth::new(reason), EncodeError::AuthWithoutMethod);
+    }
+    let mut reason_only = Auth::new(ReasonCode::Success);
+    reason_only.properties.to_mut().reason_string = Some(s("x"));
+    assert_encode_err(E5, reason_only, EncodeError::AuthWithoutMethod);
+    // The short Success AUTH is two bytes.
+    let mut dst = BytesMut::new();
+    let auth = Auth::new(ReasonCode::Success).into();
+    assert_eq!(Encoder::new(E5).encode(&auth, &mut dst), Ok(2));
+    let mut with_method = Auth::new(ReasonCode::ContinueAuthentication);
+    with_method.properties.to_mut().authentication_method = Some(s("SCRAM-SHA-1"));
+    assert!(
+        Encoder::new(E5)
+            .encode(&with_method.into(), &mut dst)
+            .is_ok()
+    );
+}
+
+#[test]
+fn encode_maximum_qos_2() {
+    // 5.0 section 3.2.2.3.4: Maximum QoS is 0 or 1; a server that supports
+    // QoS 2 leaves it out.
+    let mut ack = ConnAck::new(ReasonCode::Success);
+    ack.properties.maximum_qos = Some(QoS::ExactlyOnce);
+    assert_encode_err(E5, ack.clone(), EncodeError::InvalidPropertyValue(0x24));
+    ack.properties.maximum_qos = Some(QoS::AtLeastOnce);
+    let mut dst = BytesMut::new();
+    assert!(Encoder::new(E5).encode(&ack.into(), &mut dst).is_ok());
+}
+
+#[test]
+fn encode_invalid_topic_filters() {
+    let options = SubscriptionOptions::default;
+    let bad = [
+        ("sport/#/ranking", TopicError::MultiLevelNotLast),
+        ("", TopicError::Empty),
+        ("a+/b", TopicError::SingleLevelNotAlone),
+        ("$share//a", TopicError::EmptyShareName),
+        ("$share/g", TopicError::MissingSharedFilter),
+    ];
+    for (filter, e) in bad {
+        for version in [E4, E5] {
+            let sub = Subscribe::new(pid(1), s(filter), options());
+            assert_encode_err(version, sub, EncodeError::InvalidTopicFilter(e));
+            let unsub = Unsubscribe::new(pid(1), vec![s("ok"), s(filter)]);
+            assert_encode_err(version, unsub, EncodeError::InvalidTopicFilter(e));
+        }
+    }
+    // [MQTT-3.8.3-4] No Local on a shared subscription.
+    let mut no_local = SubscriptionOptions::new(QoS::AtMostOnce);
+    no_local.no_local = true;
+    let shared = Subscribe::new(pid(1), s("$share/g/a"), no_local);
+    assert_encode_err(E5, shared, EncodeError::NoLocalOnSharedSubscription);
+    // Valid filters are written, shared ones and No Local alone too.
+    let mut dst = BytesMut::new();
+    for (filter, o) in [("$share/g/a/#", options()), ("a/+/#", no_local)] {
+        let sub = Subscribe::new(pid(1), s(filter), o);
+        assert!(
+            Encoder::new(E5).encode(&sub.into(), &mut dst).is_ok(),
+            "{filter}"
+        );
+    }
+}
+
+#[test]
+fn encode_empty_client_id_before_5_0() {
+    // 3.1.1 [MQTT-3.1.3-7]: a zero-byte ClientId needs Clean Session.
+    let mut c = Connect::new(E4, s(""));
+    c.clean_start = false;
+    assert_encode_err(E4, c.clone(), EncodeError::EmptyClientId);
+    c.clean_start = true;
+    let mut dst = BytesMut::new();
+    assert!(Encoder::new(E4).encode(&c.into(), &mut dst).is_ok());
+    // 3.1 requires 1 to 23 characters.
+    assert_encode_err(E3, Connect::new(E3, s("")), EncodeError::EmptyClientId);
+}
+
+#[test]
 fn encode_password_without_user_name_before_5_0() {
     // 3.1.1 [MQTT-3.1.2-22].
     for version in [E3, E4] {
@@ -1400,6 +1528,27 @@ fn encode_to_a_slice_too_small() {
     let mut dst: &mut [u8] = &mut exact;
     assert_eq!(enc.encode_to(&packet, &mut dst), Ok(4));
     assert_eq!(&exact[..], PUBACK);
+}
+
+/// The writers store some fields as whole words that the next field
+/// overwrites (an inline string as 24 bytes, a PUBLISH head as 8): into a
+/// slice with room to spare, none of that reaches past the packet.
+#[test]
+fn encode_to_a_slice_leaves_the_bytes_after_the_packet_alone() {
+    let mut d = Disconnect::new(ReasonCode::ServerShuttingDown);
+    d.properties.to_mut().reason_string = Some(s("bye"));
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), &b"x"[..]);
+    p.properties.to_mut().content_type = Some(s("t"));
+    for packet in [Packet::from(d), Packet::from(p)] {
+        let mut out = [0xEEu8; 64];
+        let mut dst: &mut [u8] = &mut out;
+        let n = Encoder::new(E5).encode_to(&packet, &mut dst).unwrap();
+        assert!(
+            out[n..].iter().all(|&b| b == 0xEE),
+            "{packet:?} is {n} bytes, but bytes after it changed: {:02X?}",
+            &out[n..]
+        );
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::*;
+use mqtt_topic::TopicFilter;
 use proptest::collection::vec;
 use proptest::option::of;
 use proptest::prelude::*;
@@ -29,6 +30,27 @@ fn utf8() -> impl Strategy<Value = Utf8Bytes> {
 
 fn topic_name() -> impl Strategy<Value = TopicName> {
     "[a-zA-Z0-9/ _é€$-]{1,16}".prop_map(|s| TopicName::try_from(s).unwrap())
+}
+
+/// A valid topic filter: levels (some `+`), maybe a final `#`, maybe
+/// shared.
+fn topic_filter() -> impl Strategy<Value = Utf8Bytes> {
+    let level = prop_oneof![3 => "[a-zA-Z0-9 _é€$-]{0,4}", 1 => Just("+".to_owned())];
+    (vec(level, 1..4), any::<bool>(), of("[a-z]{1,4}")).prop_map(|(levels, hash, share)| {
+        let mut f = levels.join("/");
+        if f.is_empty() {
+            // A filter has at least one character [MQTT-4.7.3-1].
+            f.push('+');
+        }
+        if hash {
+            f.push_str("/#");
+        }
+        if let Some(group) = share {
+            f = format!("$share/{group}/{f}");
+        }
+        assert!(TopicFilter::check(&f).is_ok(), "{f}");
+        Utf8Bytes::try_from(f).unwrap()
+    })
 }
 
 fn bin() -> impl Strategy<Value = Bytes> {
@@ -189,6 +211,14 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     password
                 } else {
                     None
+                };
+                // [MQTT-3.1.3-7]: an empty ClientId needs Clean Session at
+                // 3.1.1; 3.1 has none.
+                let (client_id, clean_start) = match v {
+                    _ if !client_id.is_empty() => (client_id, clean_start),
+                    ProtocolVersion::V3_1 => (Utf8Bytes::from_static("c"), clean_start),
+                    ProtocolVersion::V3_1_1 => (client_id, true),
+                    _ => (client_id, clean_start),
                 };
                 Packet::Connect(Box::new(Connect {
                     protocol: v,
@@ -389,7 +419,13 @@ fn subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             }
         });
     let filters = vec(
-        (utf8(), options).prop_map(|(filter, options)| SubscribeFilter { filter, options }),
+        (topic_filter(), options).prop_map(|(filter, mut options)| {
+            // [MQTT-3.8.3-4] no No Local on a shared subscription.
+            if filter.as_str().starts_with("$share/") {
+                options.no_local = false;
+            }
+            SubscribeFilter { filter, options }
+        }),
         1..5,
     );
     let props = v5_only(
@@ -434,7 +470,7 @@ fn unsubscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             p
         }),
     );
-    (pid(), vec(utf8(), 1..5), props).prop_map(|(packet_id, filters, properties)| {
+    (pid(), vec(topic_filter(), 1..5), props).prop_map(|(packet_id, filters, properties)| {
         Packet::Unsubscribe(Unsubscribe {
             packet_id,
             filters,
@@ -485,7 +521,14 @@ fn auth() -> impl Strategy<Value = Packet> {
         p.user_properties = up;
         p
     });
-    (reason(PacketType::Auth, ProtocolVersion::V5), props).prop_map(|(reason, properties)| {
+    (reason(PacketType::Auth, ProtocolVersion::V5), props).prop_map(|(reason, mut properties)| {
+        // The method may be left out only from the short Success AUTH
+        // (5.0 section 3.15.2.2.2).
+        if properties.authentication_method.is_none()
+            && (reason != ReasonCode::Success || !properties.is_empty())
+        {
+            properties.authentication_method = Some(Utf8Bytes::from_static("SCRAM-SHA-1"));
+        }
         Packet::Auth(Auth {
             reason,
             properties: properties.into(),

@@ -197,6 +197,37 @@ impl Client {
         self.stream.write_all(&out).await.unwrap();
     }
 
+    /// Writes a SUBSCRIBE of `filters` (filter, options byte) by hand,
+    /// without the encoder's checks: for what a client must not send
+    /// (invalid filters, No Local on a shared subscription). Returns its
+    /// packet identifier.
+    pub(crate) async fn send_raw_subscribe(&mut self, filters: &[(&str, u8)]) -> PacketId {
+        let id = self.next_pid();
+        let mut body = id.get().to_be_bytes().to_vec();
+        if self.encoder.version().is_v5() {
+            body.push(0); // no properties
+        }
+        for (f, options) in filters {
+            let len = u16::try_from(f.len()).unwrap();
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(f.as_bytes());
+            body.push(*options);
+        }
+        let mut frame = vec![0x82];
+        let mut n = body.len();
+        loop {
+            let byte = u8::try_from(n % 128).unwrap();
+            n /= 128;
+            frame.push(if n > 0 { byte | 0x80 } else { byte });
+            if n == 0 {
+                break;
+            }
+        }
+        frame.extend_from_slice(&body);
+        self.send_bytes(&frame).await;
+        id
+    }
+
     /// Writes raw bytes. The broker may already have closed the connection
     /// (malformed input): a failed write is not an error here, what the
     /// broker sent before closing is what a test checks.

@@ -198,6 +198,12 @@ impl Connect {
             if self.password.is_some() && self.username.is_none() {
                 return Err(EncodeError::PasswordWithoutUsername);
             }
+            // A zero-byte ClientId needs Clean Session at 3.1.1
+            // [MQTT-3.1.3-7]; 3.1 has none (1 to 23 characters).
+            let empty_ok = v == ProtocolVersion::V3_1_1 && self.clean_start;
+            if self.client_id.is_empty() && !empty_ok {
+                return Err(EncodeError::EmptyClientId);
+            }
         } else if self.properties.authentication_data.is_some()
             && self.properties.authentication_method.is_none()
         {

@@ -87,3 +87,14 @@ reason_packet!(
     AuthProperties,
     PacketType::Auth
 );
+
+impl Auth {
+    /// Whether the Authentication Method is there, or may be left out: "It
+    /// is a Protocol Error to omit the Authentication Method" (MQTT 5.0
+    /// section 3.15.2.2.2), except in the short AUTH of Success without
+    /// properties, which the same section allows.
+    pub(crate) fn method_present_or_optional(&self) -> bool {
+        self.properties.authentication_method.is_some()
+            || (self.reason == ReasonCode::Success && self.properties.is_empty())
+    }
+}

@@ -271,6 +271,9 @@ impl Packet {
                 {
                     return fail(e);
                 }
+                if !p.method_present_or_optional() {
+                    return fail(DecodeError::AuthWithoutMethod);
+                }
                 (i, Self::Auth(p))
             }
         })
@@ -313,7 +316,11 @@ impl Packet {
                 if props.authentication_data.is_some() && props.authentication_method.is_none() {
                     return Err(EncodeError::AuthDataWithoutMethod);
                 }
-                p.encoded_len(v)?
+                let n = p.encoded_len(v)?;
+                if !p.method_present_or_optional() {
+                    return Err(EncodeError::AuthWithoutMethod);
+                }
+                n
             }
         };
         Ok(n)

@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, Bytes};
 
+use mqtt_topic::TopicFilter;
+
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{PResult, fail, field_len, packet_id, string, u8};
 use crate::properties::{AckProperties, Props, SubscribeProperties};
@@ -37,12 +39,18 @@ impl SubscriptionOptions {
         if b & reserved != 0 {
             return Err(DecodeError::InvalidSubscriptionOptions(b));
         }
-        let qos = QoS::try_from(b & 0x03)?;
+        // A QoS of 3 is a Malformed Packet at 3.1.1 [MQTT-3.8.3-4]; at 5.0
+        // it, and a Retain Handling of 3, are Protocol Errors (3.8.3.1).
+        let qos = match QoS::try_from(b & 0x03) {
+            Ok(q) => q,
+            Err(_) if v.is_v5() => return Err(DecodeError::InvalidSubscriptionValue(b)),
+            Err(e) => return Err(e),
+        };
         let retain_handling = match (b >> 4) & 0x03 {
             0 => RetainHandling::SendOnSubscribe,
             1 => RetainHandling::SendIfNew,
             2 => RetainHandling::DoNotSend,
-            _ => return Err(DecodeError::InvalidSubscriptionOptions(b)),
+            _ => return Err(DecodeError::InvalidSubscriptionValue(b)),
         };
         Ok(Self {
             qos,
@@ -69,8 +77,9 @@ impl SubscriptionOptions {
 /// One topic filter of a SUBSCRIBE with its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeFilter {
-    /// Topic Filter, as received (validated as a filter by the layer above,
-    /// which answers an invalid one with a SUBACK failure).
+    /// Topic Filter, as received: the layer above validates it and answers
+    /// an invalid one with a SUBACK failure. The encoder writes only valid
+    /// ones ([`EncodeError::InvalidTopicFilter`]).
     pub filter: Utf8Bytes,
     /// Subscription Options.
     pub options: SubscriptionOptions,
@@ -144,6 +153,12 @@ impl Subscribe {
         for f in &self.filters {
             f.options.to_byte(v)?;
             n += field_len(f.filter.len())? + 1;
+            let shared = TopicFilter::check(f.filter.as_str())
+                .map_err(EncodeError::InvalidTopicFilter)?
+                .is_some();
+            if shared && f.options.no_local {
+                return Err(EncodeError::NoLocalOnSharedSubscription);
+            }
         }
         Ok(n)
     }

@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, Bytes};
 
+use mqtt_topic::TopicFilter;
+
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::ack::reason_code;
 use crate::primitives::{PResult, fail, field_len, packet_id, string};
@@ -71,6 +73,7 @@ impl Unsubscribe {
         }
         for f in &self.filters {
             n += field_len(f.len())?;
+            TopicFilter::check(f.as_str()).map_err(EncodeError::InvalidTopicFilter)?;
         }
         Ok(n)
     }
