@@ -594,14 +594,26 @@ impl State {
             }
             return self.proceed(now, conn);
         }
-        let (client_id, clean_start, v5, username) = {
-            let c = self.sessions.get(s)?.session.connect_packet()?;
-            (
-                c.client_id.as_str().to_owned(),
-                c.clean_start,
-                c.protocol.is_v5(),
-                c.username.as_ref().map(|u| Box::from(u.as_str())),
-            )
+        // A connection that ended while its CONNECT waited for the decision
+        // (a protocol error in the packets behind it, refused on shutdown,
+        // lost) keeps no CONNECT: it is never accepted, and must not touch
+        // the client's existing session, which a takeover would end for
+        // nothing [MQTT-3.1.4-3], [MQTT-4.1.0-1].
+        let connect = self
+            .sessions
+            .get(s)
+            .and_then(|slot| slot.session.connect_packet())
+            .map(|c| {
+                (
+                    c.client_id.as_str().to_owned(),
+                    c.clean_start,
+                    c.protocol.is_v5(),
+                    c.username.as_ref().map(|u| Box::from(u.as_str())),
+                )
+            });
+        let Some((client_id, clean_start, v5, username)) = connect else {
+            // Its events (CONNACK, Closed) go on, and the slot goes.
+            return self.proceed(now, conn);
         };
         let mut accept = Accept::new();
         let cid: Arc<str> = if client_id.is_empty() {

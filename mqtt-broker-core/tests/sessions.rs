@@ -12,11 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::*;
 use mqtt_codec::{
-    Connect, Disconnect, Packet, PayloadFormat, ProtocolVersion, PubComp, PubRec, QoS, ReasonCode,
-    UserProperty, Will,
+    Connect, Disconnect, Encoder, Packet, PayloadFormat, ProtocolVersion, PubComp, PubRec, QoS,
+    ReasonCode, UserProperty, Will,
 };
 
 // ----- persistent and clean sessions ----------------------------------------------------------
@@ -411,6 +411,64 @@ async fn session_takeover_across_versions() {
     a.expect_disconnect(ReasonCode::SessionTakenOver).await;
     let _c = Client::connect(addr, V5, "tkx", true).await;
     b.expect_disconnect(ReasonCode::SessionTakenOver).await;
+}
+
+/// A CONNECT that the broker ends up refusing (here: a malformed packet in
+/// the same read, answered with CONNACK 0x81 in 5.0 / a close in 3.1.1)
+/// must not take over the client's existing session: the connection never
+/// became the session's ([MQTT-3.1.4-3] takes over only for a connection
+/// the server accepts), and the session must be kept for its whole
+/// lifetime [MQTT-4.1.0-1]: its subscriptions and the QoS 1 message queued
+/// for it are still there when the real client comes back.
+async fn refused_connect_keeps_the_stored_session(version: ProtocolVersion) {
+    let (_broker, addr) = start_default().await;
+    let persistent = |clean: bool| {
+        let mut c = connect_packet(version, "victim", clean && version.is_v5());
+        if version.is_v5() {
+            c.properties.session_expiry_interval = Some(600);
+        }
+        c
+    };
+    let (mut victim, _) = Client::connect_with(addr, persistent(true)).await;
+    victim.subscribe("v/#", QoS::AtLeastOnce).await;
+    victim.disconnect().await;
+    let mut publisher = Client::connect(addr, version, "pub", true).await;
+    publisher
+        .publish("v/1", "kept", QoS::AtLeastOnce, false)
+        .await;
+
+    // A refused connection under the same client identifier.
+    let mut bytes = BytesMut::new();
+    Encoder::new(version)
+        .encode(&persistent(false).into(), &mut bytes)
+        .unwrap();
+    bytes.extend_from_slice(&[0x36, 0x04, 0x00, 0x01, b't', b'x']);
+    let mut bad = Client::tcp(addr, version).await;
+    bad.send_bytes(&bytes).await;
+    let got = bad.expect_closed_within(Duration::from_secs(3)).await;
+    assert!(
+        got.iter()
+            .all(|p| !matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::Success)),
+        "{got:?}"
+    );
+
+    // The real client comes back: its session is still there.
+    let (mut victim, ack) = Client::connect_with(addr, persistent(false)).await;
+    assert!(
+        ack.session_present,
+        "session destroyed by a refused CONNECT"
+    );
+    assert_eq!(text(&victim.recv_publish().await), "kept");
+}
+
+#[tokio::test]
+async fn refused_connect_keeps_the_stored_session_v311() {
+    refused_connect_keeps_the_stored_session(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn refused_connect_keeps_the_stored_session_v5() {
+    refused_connect_keeps_the_stored_session(V5).await;
 }
 
 // ----- last will ------------------------------------------------------------------------------

@@ -242,6 +242,12 @@ impl ServerSession {
     /// The CONNECT awaiting [`accept`](Self::accept) or
     /// [`reject`](Self::reject) (`None` before and after: the session does
     /// not keep it once decided, to stay small).
+    ///
+    /// `None` as well once the connection ended while its CONNECT awaited
+    /// the decision (a protocol error in the packets that followed it, the
+    /// transport lost): [`accept`](Self::accept) would fail, and a broker
+    /// must not take over the client's existing session for it
+    /// \[MQTT-3.1.4-3\].
     pub fn connect_packet(&self) -> Option<&Connect> {
         self.connect.as_deref()
     }
@@ -808,8 +814,15 @@ impl ServerSession {
     }
 
     /// The connection is over; the session lives on as its expiry says.
+    ///
+    /// A CONNECT still awaiting [`accept`](Self::accept) goes with it: a
+    /// connection that ended (refused, protocol error, lost) is never
+    /// accepted, and [`connect_packet`](Self::connect_packet) returning
+    /// `None` tells the broker so before it takes over the client's stored
+    /// session for it.
     fn end_connection(&mut self, now: Instant, reason: CloseReason, publish_will: bool) {
         let was_connected = self.phase == Phase::Connected;
+        self.connect = None;
         self.core.end_link();
         self.early.clear();
         for t in [Timer::Connect, Timer::KeepAlive] {

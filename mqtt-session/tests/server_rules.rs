@@ -924,6 +924,51 @@ fn client_protocol_errors_are_sticky() {
     assert_eq!(c.poll_event(), None);
 }
 
+/// A connection that ends while its CONNECT awaits the broker's decision
+/// (a protocol error in the packets behind it, a malformed packet, the
+/// transport lost) gives the CONNECT up: `connect_packet` is `None` and
+/// `accept` fails, so a broker does not take over the client's existing
+/// session for a connection it will never accept [MQTT-3.1.4-3].
+#[test]
+fn a_connection_that_ends_before_accept_gives_its_connect_up() {
+    type End = fn(&mut Srv);
+    let ends: [(&str, End); 3] = [
+        ("second CONNECT", |srv| {
+            srv.feed(Connect::new(
+                ProtocolVersion::V5,
+                Utf8Bytes::from_static("c1"),
+            ))
+        }),
+        ("malformed packet", |srv| {
+            srv.s
+                .handle_decode_error(srv.now, mqtt_codec::DecodeError::InvalidPacketType(0));
+            srv.drain();
+        }),
+        ("connection lost", |srv| {
+            srv.s.connection_lost(srv.now);
+            srv.drain();
+        }),
+    ];
+    for v in BOTH {
+        for (what, end) in ends {
+            let mut srv = Srv::new(ServerConfig::default());
+            srv.feed(Connect::new(v, Utf8Bytes::from_static("c1")));
+            assert!(srv.s.connect_packet().is_some());
+            end(&mut srv);
+            assert!(srv.s.is_ended(), "{v}, {what}");
+            assert!(srv.s.connect_packet().is_none(), "{v}, {what}");
+            assert!(srv.s.accept(srv.now, Accept::new()).is_err(), "{v}, {what}");
+            assert!(
+                srv.sent
+                    .iter()
+                    .all(|p| matches!(p, Packet::ConnAck(a) if a.reason.is_error())),
+                "{v}, {what}: {:?}",
+                srv.sent
+            );
+        }
+    }
+}
+
 /// The refusal of a flood before accept is a CONNACK that encodes: 0x93 is no
 /// CONNACK reason code (MQTT 5.0 section 3.2.2.2).
 #[test]
