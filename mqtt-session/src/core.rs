@@ -214,6 +214,7 @@ impl Core {
                 self.finish_publish(now, None, q.id, r);
             }
             Next::Inflight(pid) => self.send_inflight(now, pid, false),
+            Next::Resend(pid) => self.send_inflight(now, pid, true),
         }
     }
 
@@ -272,11 +273,26 @@ impl Core {
     }
 
     /// Re-sends, in their original order, the PUBLISH (with DUP) and PUBREL
-    /// packets of an resumed session \[MQTT-4.4.0-1\], then the queue.
+    /// packets of a resumed session \[MQTT-4.4.0-1\], then the queue.
+    ///
+    /// The PUBLISH packets count against the window of the new connection,
+    /// whose Receive Maximum may be smaller than the old one's
+    /// \[MQTT-3.3.4-9\] (\[MQTT-3.3.4-7\] on the client side): those that do
+    /// not fit go out, still in order, as acknowledgements free the window
+    /// ([`flush`](Self::flush)). A PUBREL is not a PUBLISH and always goes.
     pub(crate) fn resume(&mut self, now: Instant) {
+        let Some(window) = self.link.as_ref().map(|l| l.send_window) else {
+            return;
+        };
         for (pid, stage) in self.state.outgoing.resume() {
             match stage {
-                crate::outgoing::Stage::Published => self.send_inflight(now, pid, true),
+                crate::outgoing::Stage::Published => {
+                    // The oldest PUBLISH not re-sent yet: this one, unless
+                    // the window is full.
+                    if let Some(pid) = self.state.outgoing.resend_next(window) {
+                        self.send_inflight(now, pid, true);
+                    }
+                }
                 crate::outgoing::Stage::Released => self.send(now, PubRel::new(pid)),
             }
         }
@@ -428,6 +444,7 @@ impl Core {
     /// The connection is over: per-connection state goes, the session stays.
     pub(crate) fn end_link(&mut self) {
         self.link = None;
+        self.state.outgoing.connection_ended();
         // QoS 1 messages awaiting the application's ack will be re-sent by the
         // peer on the next connection; QoS 2 ones are kept in incoming_qos2.
         self.pending_acks.retain(|_, q| *q == QoS::ExactlyOnce);
