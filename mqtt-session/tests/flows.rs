@@ -1575,6 +1575,104 @@ fn v5_message_over_client_maximum_packet_size_is_dropped() {
     );
 }
 
+/// A 5.0 server session that accepted a client announcing Maximum Packet
+/// Size `max`, with `accept`; its CONNACK.
+fn accepted_with_maximum_packet_size(max: u32, accept: Accept) -> (ServerSession, ConnAck) {
+    let now = Instant::now();
+    let mut c = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
+    c.properties.maximum_packet_size = NonZeroU32::new(max);
+    let mut s = ServerSession::new(ServerConfig::default(), now);
+    s.handle_packet(now, c.into());
+    assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+    s.accept(now, accept).unwrap();
+    let Some(Packet::ConnAck(ack)) = s.poll_transmit() else {
+        panic!("no CONNACK")
+    };
+    while s.poll_event().is_some() {}
+    (s, *ack)
+}
+
+/// [MQTT-3.14.2-3]: "The sender MUST NOT send this property [Reason String]
+/// if it would increase the size of the DISCONNECT packet beyond the Maximum
+/// Packet Size specified by the receiver"; more generally [MQTT-3.1.2-24]
+/// the Server MUST NOT send packets exceeding the client's Maximum Packet
+/// Size. The DISCONNECT for a protocol error keeps its reason code and
+/// drops the Reason String that explains it.
+#[test]
+fn v5_disconnect_for_a_protocol_error_respects_the_client_maximum_packet_size() {
+    let now = Instant::now();
+    for (max, reason_string) in [(16, false), (1024, true)] {
+        let (mut s, _) = accepted_with_maximum_packet_size(max, Accept::new());
+        // A protocol error: PUBLISH with QoS 1 and a Subscription Identifier.
+        let mut p = Publish::new(mqtt_codec::PublishTopic::from_static("t"), "x");
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = PacketId::new(1);
+        p.properties
+            .to_mut()
+            .subscription_identifiers
+            .push(mqtt_codec::SubscriptionId::new(1).unwrap());
+        s.handle_packet(now, p.into());
+        let sent: Vec<Packet> = std::iter::from_fn(|| s.poll_transmit()).collect();
+        let [Packet::Disconnect(d)] = &sent[..] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(d.reason, ReasonCode::ProtocolError);
+        let len = Packet::Disconnect(d.clone())
+            .encoded_len(ProtocolVersion::V5)
+            .unwrap();
+        assert!(
+            len <= max as usize,
+            "DISCONNECT of {len} bytes sent to a client with Maximum Packet Size {max}: {d:?}"
+        );
+        assert_eq!(d.properties.reason_string.is_some(), reason_string, "{d:?}");
+    }
+}
+
+/// [MQTT-3.2.2-19], [MQTT-3.2.2-20]: the Server MUST NOT send the Reason
+/// String, nor User Properties, if they would increase the size of the
+/// CONNACK beyond the Maximum Packet Size the client specified; the rest of
+/// CONNACK (the Assigned Client Identifier, the capabilities) stays.
+#[test]
+fn v5_connack_respects_the_client_maximum_packet_size() {
+    let accept = || {
+        let mut a = Accept::new();
+        a.assigned_client_identifier = Some(Utf8Bytes::from_static("id"));
+        a.properties.reason_string = Some(Utf8Bytes::from_static("welcome, and a long text"));
+        a.properties.user_properties.push(UserProperty::new(
+            Utf8Bytes::from_static("k"),
+            Utf8Bytes::from_static("a value"),
+        ));
+        a
+    };
+    let len = |a: &ConnAck| {
+        Packet::ConnAck(Box::new(a.clone()))
+            .encoded_len(ProtocolVersion::V5)
+            .unwrap()
+    };
+    let (_, full) = accepted_with_maximum_packet_size(1024, accept());
+    assert!(full.properties.reason_string.is_some());
+    assert_eq!(full.properties.user_properties.len(), 1);
+    // Room for the user property, not for the Reason String as well.
+    let without_reason = len(&full) - 2 - "welcome, and a long text".len();
+    let (_, ack) =
+        accepted_with_maximum_packet_size(u32::try_from(without_reason).unwrap(), accept());
+    assert_eq!(ack.properties.reason_string, None);
+    assert_eq!(ack.properties.user_properties.len(), 1);
+    // Room for neither.
+    let (_, ack) = accepted_with_maximum_packet_size(16, accept());
+    assert!(len(&ack) <= 16, "{ack:?}");
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert_eq!(ack.properties.reason_string, None);
+    assert!(ack.properties.user_properties.is_empty());
+    assert_eq!(
+        ack.properties
+            .assigned_client_identifier
+            .as_ref()
+            .map(Utf8Bytes::as_str),
+        Some("id")
+    );
+}
+
 /// "The Client MUST NOT send packets exceeding Maximum Packet Size to the
 /// Server" [MQTT-3.2.2-15]: the client drops the message the same way.
 #[test]
