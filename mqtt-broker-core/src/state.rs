@@ -18,7 +18,9 @@
 //! routed. While bytes are lent, the owner takes no output, so the socket
 //! sees them in order.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,6 +243,10 @@ pub(crate) struct State {
     scratch: Vec<(SubKey, SubValue)>,
     /// State of the generator that picks shared-subscription members.
     rng: u64,
+    /// Secret random keys of the assigned client identifiers (see
+    /// [`State::assign_client_id`]).
+    id_keys: RandomState,
+    /// Client identifiers assigned so far.
     next_auto_id: u64,
     generations: u64,
 }
@@ -274,8 +280,32 @@ impl State {
             relief: false,
             scratch: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
+            id_keys: RandomState::new(),
             next_auto_id: 0,
             generations: 0,
+        }
+    }
+
+    /// The `n`th candidate for an assigned client identifier:
+    /// `auto-` and 64 bits of SipHash of `n` under [`id_keys`](Self::id_keys),
+    /// random per broker, so that a client cannot guess the identifier the
+    /// broker will give another and take it first.
+    fn assigned_id(&self, n: u64) -> String {
+        let mut h = self.id_keys.build_hasher();
+        h.write_u64(n);
+        format!("auto-{:016x}", h.finish())
+    }
+
+    /// A client identifier for a client that sent an empty one: unique
+    /// [MQTT-3.1.3-6] (3.1.1 and 5.0), never that of a session the broker
+    /// holds (connected, or kept for an absent client).
+    fn assign_client_id(&mut self) -> Arc<str> {
+        loop {
+            self.next_auto_id += 1;
+            let id = self.assigned_id(self.next_auto_id);
+            if !self.by_id.contains_key(id.as_str()) {
+                return Arc::from(id);
+            }
         }
     }
 
@@ -617,12 +647,11 @@ impl State {
         };
         let mut accept = Accept::new();
         let cid: Arc<str> = if client_id.is_empty() {
-            self.next_auto_id += 1;
-            let id = format!("auto-{:08x}-{}", std::process::id(), self.next_auto_id);
+            let id = self.assign_client_id();
             if v5 {
-                accept.assigned_client_identifier = Utf8Bytes::try_from(id.as_str()).ok();
+                accept.assigned_client_identifier = Utf8Bytes::try_from(&*id).ok();
             }
-            Arc::from(id)
+            id
         } else {
             Arc::from(client_id)
         };
@@ -1469,6 +1498,56 @@ mod flow {
         );
         assert!(st.input(now, c, &mut vec![packet(sub)], None).is_none());
         c
+    }
+
+    /// An assigned client identifier is never one that a session of the
+    /// broker holds [MQTT-3.1.3-6]: a client that took the next candidate
+    /// keeps its session, and the anonymous client gets another.
+    #[tokio::test]
+    async fn assigned_client_identifier_skips_identifiers_in_use() {
+        let (mut st, now) = (state(), Instant::now());
+        let next = st.assigned_id(st.next_auto_id + 1);
+        let owner = st.open(now, Some(socket().await));
+        let connect = Connect::new(
+            ProtocolVersion::V5,
+            Utf8Bytes::try_from(next.as_str()).unwrap(),
+        );
+        assert!(
+            st.input(now, owner, &mut vec![packet(connect)], None)
+                .is_some()
+        );
+        assert!(st.connect_decided(now, owner, Ok(())).is_none());
+
+        let anon = st.open(now, Some(socket().await));
+        let connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static(""));
+        assert!(
+            st.input(now, anon, &mut vec![packet(connect)], None)
+                .is_some()
+        );
+        assert!(st.connect_decided(now, anon, Ok(())).is_none());
+        let assigned = st
+            .session_of(anon)
+            .and_then(|s| st.sessions.get(s))
+            .and_then(|slot| slot.client_id.clone())
+            .unwrap();
+        assert_ne!(&*assigned, next.as_str());
+        assert!(assigned.starts_with("auto-"));
+        assert_eq!(st.by_id.len(), 2);
+        assert!(!st.conns.get(owner).unwrap().closing, "owner taken over");
+        let sent = st.output(now, anon).bytes.unwrap();
+        let mut buf = bytes::BytesMut::from(&sent[..]);
+        let Ok(Some(Packet::ConnAck(ack))) =
+            mqtt_codec::Decoder::with_version(ProtocolVersion::V5).decode(&mut buf)
+        else {
+            panic!("no CONNACK")
+        };
+        assert_eq!(
+            ack.properties
+                .assigned_client_identifier
+                .as_ref()
+                .map(Utf8Bytes::as_str),
+            Some(&*assigned)
+        );
     }
 
     /// `n` QoS 1 messages from connection `c` to `topic`.

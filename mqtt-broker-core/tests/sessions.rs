@@ -839,6 +839,43 @@ async fn server_assigned_client_identifier_v5() {
     assert_eq!(ack.properties.assigned_client_identifier, None);
 }
 
+/// [MQTT-3.1.3-6] (3.1.1 and 5.0): a Server that allows a zero-length
+/// ClientID "MUST ... assign a unique ClientID to that Client". The
+/// identifiers assigned to many anonymous clients are distinct and none
+/// takes another client over; nor can a client predict them (one that
+/// could would connect under the identifier first and be taken over, or
+/// take over the client it is given to): two brokers in the same process
+/// assign different ones. That an identifier in use is skipped is checked
+/// in the broker's unit tests (`assigned_client_identifier_skips_...`).
+#[tokio::test]
+async fn assigned_client_identifiers_are_unique_and_unpredictable() {
+    let (_broker, addr) = start_default().await;
+    let mut named = Client::connect(addr, V5, "named", true).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut clients = Vec::new();
+    for version in [V5, V3_1_1].into_iter().cycle().take(40) {
+        let (c, ack) = Client::connect_with(addr, connect_packet(version, "", true)).await;
+        if version.is_v5() {
+            let id = ack.properties.assigned_client_identifier.unwrap();
+            assert!(ids.insert(id.as_str().to_owned()), "{id:?} assigned twice");
+        }
+        clients.push(c);
+    }
+    assert_eq!(ids.len(), 20);
+    named.expect_nothing().await;
+    for c in &mut clients {
+        c.expect_nothing().await;
+    }
+
+    let (_other, other_addr) = start_default().await;
+    let (_c, ack) = Client::connect_with(other_addr, connect_packet(V5, "", true)).await;
+    let id = ack.properties.assigned_client_identifier.unwrap();
+    assert!(
+        !ids.contains(id.as_str()),
+        "{id:?} assigned by both brokers"
+    );
+}
+
 /// MQTT 3.1.1: an empty client id is accepted with clean session 1, refused
 /// with CONNACK 0x02 (identifier rejected) with clean session 0
 /// [MQTT-3.1.3-7, -8].
