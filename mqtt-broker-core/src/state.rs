@@ -203,6 +203,20 @@ pub(crate) struct Output {
     pub(crate) relieved: bool,
 }
 
+/// Packets a client sent behind its CONNECT, read while the CONNECT awaits
+/// the decision (its authenticator runs, or it waits to be decided) and
+/// beyond what its session buffers meanwhile
+/// ([`ServerSession::takes_packets`]): clients may send packets right after
+/// CONNECT (MQTT 5.0 and 3.1.1 section 3.1.4), and they are served once the
+/// CONNECT is accepted. At most one input batch: the connection's task does
+/// not read while the decision is pending.
+#[derive(Debug)]
+struct Held {
+    packets: Vec<Packet>,
+    /// A decode error after them.
+    error: Option<DecodeError>,
+}
+
 /// A local (in-process) subscriber.
 #[derive(Debug)]
 struct Local {
@@ -241,6 +255,9 @@ pub(crate) struct State {
     /// [`QUEUE_PRESSURE`] (see [`State::take_relief`]).
     relief: bool,
     scratch: Vec<(SubKey, SubValue)>,
+    /// Input of connections whose CONNECT awaits the decision, beyond what
+    /// their session buffers (see [`Held`]).
+    held: HashMap<usize, Held>,
     /// State of the generator that picks shared-subscription members.
     rng: u64,
     /// Secret random keys of the assigned client identifiers (see
@@ -279,6 +296,7 @@ impl State {
             pressure: Vec::new(),
             relief: false,
             scratch: Vec::new(),
+            held: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             id_keys: RandomState::new(),
             next_auto_id: 0,
@@ -412,15 +430,7 @@ impl State {
         let n = packets.len() as u64;
         Counters::add(&self.counters.messages_received, n);
         self.lender = Some(conn);
-        if let Some(slot) = self.sessions.get_mut(s) {
-            for p in packets.drain(..) {
-                slot.session.handle_packet(now, p);
-            }
-            if let Some(e) = error {
-                tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
-                slot.session.handle_decode_error(now, e);
-            }
-        }
+        self.feed(now, conn, s, packets, error);
         packets.clear();
         let pending = self.proceed(now, conn);
         self.lender = None;
@@ -432,6 +442,69 @@ impl State {
             }
         }
         pending
+    }
+
+    /// Feeds `packets` (emptied), then `error`, to session `s` of connection
+    /// `conn`, behind what was held of its earlier input. What the session
+    /// does not take yet is held for after the decision on its CONNECT
+    /// (see [`Held`]).
+    fn feed(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        s: usize,
+        packets: &mut Vec<Packet>,
+        error: Option<DecodeError>,
+    ) {
+        let Some(slot) = self.sessions.get_mut(s) else {
+            packets.clear();
+            return;
+        };
+        let (earlier, error) = match self.held.remove(&conn) {
+            // Nothing is read while input is held: no error can follow one.
+            Some(h) => (h.packets, h.error.or(error)),
+            None => (Vec::new(), error),
+        };
+        let mut input = earlier.into_iter().chain(packets.drain(..));
+        while let Some(p) = input.next() {
+            if !slot.session.takes_packets() {
+                let mut rest = vec![p];
+                rest.extend(input);
+                self.held.insert(
+                    conn,
+                    Held {
+                        packets: rest,
+                        error,
+                    },
+                );
+                return;
+            }
+            slot.session.handle_packet(now, p);
+        }
+        if let Some(e) = error {
+            tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
+            slot.session.handle_decode_error(now, e);
+        }
+    }
+
+    /// Feeds what was held of the input of `conn` while its CONNECT awaited
+    /// the decision (see [`Held`]); dropped if the session is gone or ended.
+    fn release_held(&mut self, now: Instant, conn: usize) {
+        let Some(mut held) = self.held.remove(&conn) else {
+            return;
+        };
+        match self.session_of(conn) {
+            Some(s)
+                if self
+                    .sessions
+                    .get(s)
+                    .is_some_and(|slot| !slot.session.is_ended()) =>
+            {
+                let error = held.error.take();
+                self.feed(now, conn, s, &mut held.packets, error);
+            }
+            _ => {}
+        }
     }
 
     /// Goes on with the events of the session of `conn` (after a [`Pending`]
@@ -590,6 +663,7 @@ impl State {
 
     /// The transport of `conn` is gone.
     pub(crate) fn close(&mut self, now: Instant, conn: usize) {
+        self.held.remove(&conn);
         if let Some(s) = self.session_of(conn) {
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.session.connection_lost(now);
@@ -622,6 +696,7 @@ impl State {
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.session.reject(now, code);
             }
+            self.held.remove(&conn);
             return self.proceed(now, conn);
         }
         // A connection that ended while its CONNECT waited for the decision
@@ -643,6 +718,7 @@ impl State {
             });
         let Some((client_id, clean_start, v5, username)) = connect else {
             // Its events (CONNACK, Closed) go on, and the slot goes.
+            self.held.remove(&conn);
             return self.proceed(now, conn);
         };
         let mut accept = Accept::new();
@@ -692,6 +768,7 @@ impl State {
         let slot = self.sessions.get_mut(s)?;
         if let Err(e) = slot.session.accept(now, accept) {
             tracing::warn!(error = %e, "accept failed");
+            self.held.remove(&conn);
             return self.proceed(now, conn);
         }
         slot.client_id = Some(cid.clone());
@@ -702,6 +779,8 @@ impl State {
             debug_assert!(old == s || !self.sessions.contains(old));
         }
         self.insert_subscriptions(s);
+        // The packets the client sent behind the ones the session buffered.
+        self.release_held(now, conn);
         let pending = self.proceed(now, conn);
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.session.shrink_to_fit();

@@ -910,6 +910,47 @@ async fn connect_must_come_first_and_once() {
     }
 }
 
+/// MQTT 5.0 / 3.1.1 section 3.1.4: "Clients are allowed to send further
+/// Control Packets immediately after sending a CONNECT packet; Clients need
+/// not wait for a CONNACK packet to arrive from the Server." CONNECT followed
+/// by 100 PINGREQ (2 bytes each: all of it fits in the broker's first
+/// 256-byte read, more than the 64 packets a session buffers before it is
+/// accepted) is served, not refused.
+async fn pipelined_pings_after_connect(version: ProtocolVersion) {
+    let (_broker, addr) = start_default().await;
+    let mut bytes = BytesMut::new();
+    let enc = Encoder::new(version);
+    enc.encode(&connect_packet(version, "pinger", true).into(), &mut bytes)
+        .unwrap();
+    for _ in 0..100 {
+        enc.encode(&Packet::PingReq, &mut bytes).unwrap();
+    }
+    assert!(bytes.len() <= 256);
+    let mut c = Client::tcp(addr, version).await;
+    c.send_bytes(&bytes).await;
+    match c.recv().await {
+        Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::Success, "{a:?}"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    for i in 0..100 {
+        match c.recv_timeout(TIMEOUT).await {
+            Ok(Some(Packet::PingResp)) => {}
+            other => panic!("PINGRESP {i}: got {other:?}"),
+        }
+    }
+    c.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn pipelined_pings_after_connect_v311() {
+    pipelined_pings_after_connect(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn pipelined_pings_after_connect_v5() {
+    pipelined_pings_after_connect(V5).await;
+}
+
 /// A CONNECT with an unknown protocol level gets CONNACK 0x01 (unacceptable
 /// protocol version) and the connection is closed [MQTT-3.1.2-2].
 #[tokio::test]

@@ -21,7 +21,8 @@ use crate::state::{SessionState, Subscription};
 use crate::timer::Timer;
 
 /// Packets a client may send after CONNECT before the broker accepts it;
-/// more is refused (bounded memory).
+/// more is refused (bounded memory), unless the broker holds them back
+/// (see [`ServerSession::takes_packets`]).
 const MAX_EARLY_PACKETS: usize = 64;
 
 /// Configuration of a [`ServerSession`]: the server's capabilities and
@@ -260,6 +261,19 @@ impl ServerSession {
     /// Whether CONNACK accepted the connection and it is still up.
     pub fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
+    }
+
+    /// Whether [`handle_packet`](Self::handle_packet) takes a packet now.
+    ///
+    /// False only while the CONNECT awaits [`accept`](Self::accept) or
+    /// [`reject`](Self::reject) and the packets the client sent behind it
+    /// fill the session's buffer (64): one more would be refused as a flood.
+    /// Clients may send packets right after CONNECT without waiting for
+    /// CONNACK (MQTT 5.0 and 3.1.1 section 3.1.4), so a broker that reads
+    /// more of them holds them (within its own bounds) and gives them once
+    /// it decided.
+    pub fn takes_packets(&self) -> bool {
+        self.phase != Phase::AwaitAccept || self.early.len() < MAX_EARLY_PACKETS
     }
 
     /// Whether the session is over for good.

@@ -358,6 +358,7 @@ fn packets_before_accept_are_processed_after_connack() {
     assert!(srv.sent.is_empty());
     assert_eq!(srv.events.len(), 1);
     srv.s.accept(srv.now, Accept::new()).unwrap();
+    assert!(srv.s.takes_packets());
     srv.drain();
     assert!(
         matches!(&srv.sent[..], [Packet::ConnAck(_), Packet::PubAck(a)] if a.packet_id == pid(1)),
@@ -370,16 +371,21 @@ fn packets_before_accept_are_processed_after_connack() {
 }
 
 /// A client that floods packets after CONNECT, before the broker accepts,
-/// is cut off after 64 (bounded memory, DESIGN.md "never unbounded memory").
+/// is cut off after 64 (bounded memory, DESIGN.md "never unbounded memory"),
+/// unless the broker holds them back while `takes_packets` is false.
 #[test]
 fn flood_before_accept_closes_the_connection() {
     for v in BOTH {
         let mut srv = Srv::new(ServerConfig::default());
         srv.feed(Connect::new(v, Utf8Bytes::from_static("c1")));
         for i in 1..=64 {
+            assert!(srv.s.takes_packets(), "{v}: packet {i}");
             srv.feed(publish(QoS::AtLeastOnce, i));
         }
         assert!(srv.closed().is_empty(), "{v}: 64 early packets are kept");
+        // A broker holds the rest until it decides (section 3.1.4 lets
+        // clients send packets right after CONNECT); one more is refused.
+        assert!(!srv.s.takes_packets(), "{v}");
         assert!(srv.sent.is_empty());
         srv.feed(publish(QoS::AtLeastOnce, 65));
         assert!(
