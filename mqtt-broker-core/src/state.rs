@@ -1490,6 +1490,8 @@ mod flow {
         Utf8Bytes,
     };
 
+    use mqtt_codec::ReasonCode;
+
     use super::{Lent, Pending, QUEUE_PRESSURE, STALLED, State};
     use crate::config::Config;
     use crate::stats::Counters;
@@ -1627,6 +1629,34 @@ mod flow {
                 .map(Utf8Bytes::as_str),
             Some(&*assigned)
         );
+    }
+
+    /// A connection refused while its CONNECT hook ran (here: the broker
+    /// shuts down during a slow authenticator) leaves nothing behind once
+    /// the hook answers, whatever the answer: its session's events go on
+    /// (CONNACK, Closed) and its slot goes. The slot used to stay, marked
+    /// as waiting for a hook, for the life of the broker.
+    #[tokio::test]
+    async fn refused_while_its_connect_hook_runs_leaves_no_session() {
+        for decision in [Ok(()), Err(ReasonCode::NotAuthorized)] {
+            let (mut st, now) = (state(), Instant::now());
+            let c = st.open(now, Some(socket().await));
+            let connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("slow"));
+            assert!(matches!(
+                st.input(now, c, &mut vec![packet(connect)], None),
+                Some(Pending::Connect(_))
+            ));
+            // The hook runs; the broker shuts down meanwhile.
+            st.shutdown(now);
+            assert_eq!(st.sessions.len(), 1, "kept while the hook runs");
+            assert!(st.connect_decided(now, c, decision).is_none());
+            assert!(st.sessions.is_empty(), "{decision:?}: session slot left");
+            assert!(st.by_id.is_empty());
+            let out = st.output(now, c);
+            assert!(out.closing, "{decision:?}");
+            st.close(now, c);
+            assert!(st.conns.is_empty() && st.sessions.is_empty());
+        }
     }
 
     /// `n` QoS 1 messages from connection `c` to `topic`.
