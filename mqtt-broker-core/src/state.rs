@@ -18,7 +18,9 @@
 //! routed. While bytes are lent, the owner takes no output, so the socket
 //! sees them in order.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -201,6 +203,20 @@ pub(crate) struct Output {
     pub(crate) relieved: bool,
 }
 
+/// Packets a client sent behind its CONNECT, read while the CONNECT awaits
+/// the decision (its authenticator runs, or it waits to be decided) and
+/// beyond what its session buffers meanwhile
+/// ([`ServerSession::takes_packets`]): clients may send packets right after
+/// CONNECT (MQTT 5.0 and 3.1.1 section 3.1.4), and they are served once the
+/// CONNECT is accepted. At most one input batch: the connection's task does
+/// not read while the decision is pending.
+#[derive(Debug)]
+struct Held {
+    packets: Vec<Packet>,
+    /// A decode error after them.
+    error: Option<DecodeError>,
+}
+
 /// A local (in-process) subscriber.
 #[derive(Debug)]
 struct Local {
@@ -239,8 +255,15 @@ pub(crate) struct State {
     /// [`QUEUE_PRESSURE`] (see [`State::take_relief`]).
     relief: bool,
     scratch: Vec<(SubKey, SubValue)>,
+    /// Input of connections whose CONNECT awaits the decision, beyond what
+    /// their session buffers (see [`Held`]).
+    held: HashMap<usize, Held>,
     /// State of the generator that picks shared-subscription members.
     rng: u64,
+    /// Secret random keys of the assigned client identifiers (see
+    /// [`State::assign_client_id`]).
+    id_keys: RandomState,
+    /// Client identifiers assigned so far.
     next_auto_id: u64,
     generations: u64,
 }
@@ -273,9 +296,34 @@ impl State {
             pressure: Vec::new(),
             relief: false,
             scratch: Vec::new(),
+            held: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
+            id_keys: RandomState::new(),
             next_auto_id: 0,
             generations: 0,
+        }
+    }
+
+    /// The `n`th candidate for an assigned client identifier:
+    /// `auto-` and 64 bits of SipHash of `n` under [`id_keys`](Self::id_keys),
+    /// random per broker, so that a client cannot guess the identifier the
+    /// broker will give another and take it first.
+    fn assigned_id(&self, n: u64) -> String {
+        let mut h = self.id_keys.build_hasher();
+        h.write_u64(n);
+        format!("auto-{:016x}", h.finish())
+    }
+
+    /// A client identifier for a client that sent an empty one: unique
+    /// [MQTT-3.1.3-6] (3.1.1 and 5.0), never that of a session the broker
+    /// holds (connected, or kept for an absent client).
+    fn assign_client_id(&mut self) -> Arc<str> {
+        loop {
+            self.next_auto_id += 1;
+            let id = self.assigned_id(self.next_auto_id);
+            if !self.by_id.contains_key(id.as_str()) {
+                return Arc::from(id);
+            }
         }
     }
 
@@ -382,15 +430,7 @@ impl State {
         let n = packets.len() as u64;
         Counters::add(&self.counters.messages_received, n);
         self.lender = Some(conn);
-        if let Some(slot) = self.sessions.get_mut(s) {
-            for p in packets.drain(..) {
-                slot.session.handle_packet(now, p);
-            }
-            if let Some(e) = error {
-                tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
-                slot.session.handle_decode_error(now, e);
-            }
-        }
+        self.feed(now, conn, s, packets, error);
         packets.clear();
         let pending = self.proceed(now, conn);
         self.lender = None;
@@ -402,6 +442,69 @@ impl State {
             }
         }
         pending
+    }
+
+    /// Feeds `packets` (emptied), then `error`, to session `s` of connection
+    /// `conn`, behind what was held of its earlier input. What the session
+    /// does not take yet is held for after the decision on its CONNECT
+    /// (see [`Held`]).
+    fn feed(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        s: usize,
+        packets: &mut Vec<Packet>,
+        error: Option<DecodeError>,
+    ) {
+        let Some(slot) = self.sessions.get_mut(s) else {
+            packets.clear();
+            return;
+        };
+        let (earlier, error) = match self.held.remove(&conn) {
+            // Nothing is read while input is held: no error can follow one.
+            Some(h) => (h.packets, h.error.or(error)),
+            None => (Vec::new(), error),
+        };
+        let mut input = earlier.into_iter().chain(packets.drain(..));
+        while let Some(p) = input.next() {
+            if !slot.session.takes_packets() {
+                let mut rest = vec![p];
+                rest.extend(input);
+                self.held.insert(
+                    conn,
+                    Held {
+                        packets: rest,
+                        error,
+                    },
+                );
+                return;
+            }
+            slot.session.handle_packet(now, p);
+        }
+        if let Some(e) = error {
+            tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
+            slot.session.handle_decode_error(now, e);
+        }
+    }
+
+    /// Feeds what was held of the input of `conn` while its CONNECT awaited
+    /// the decision (see [`Held`]); dropped if the session is gone or ended.
+    fn release_held(&mut self, now: Instant, conn: usize) {
+        let Some(mut held) = self.held.remove(&conn) else {
+            return;
+        };
+        match self.session_of(conn) {
+            Some(s)
+                if self
+                    .sessions
+                    .get(s)
+                    .is_some_and(|slot| !slot.session.is_ended()) =>
+            {
+                let error = held.error.take();
+                self.feed(now, conn, s, &mut held.packets, error);
+            }
+            _ => {}
+        }
     }
 
     /// Goes on with the events of the session of `conn` (after a [`Pending`]
@@ -560,6 +663,7 @@ impl State {
 
     /// The transport of `conn` is gone.
     pub(crate) fn close(&mut self, now: Instant, conn: usize) {
+        self.held.remove(&conn);
         if let Some(s) = self.session_of(conn) {
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.session.connection_lost(now);
@@ -592,25 +696,38 @@ impl State {
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.session.reject(now, code);
             }
+            self.held.remove(&conn);
             return self.proceed(now, conn);
         }
-        let (client_id, clean_start, v5, username) = {
-            let c = self.sessions.get(s)?.session.connect_packet()?;
-            (
-                c.client_id.as_str().to_owned(),
-                c.clean_start,
-                c.protocol.is_v5(),
-                c.username.as_ref().map(|u| Box::from(u.as_str())),
-            )
+        // A connection that ended while its CONNECT waited for the decision
+        // (a protocol error in the packets behind it, refused on shutdown,
+        // lost) keeps no CONNECT: it is never accepted, and must not touch
+        // the client's existing session, which a takeover would end for
+        // nothing [MQTT-3.1.4-3], [MQTT-4.1.0-1].
+        let connect = self
+            .sessions
+            .get(s)
+            .and_then(|slot| slot.session.connect_packet())
+            .map(|c| {
+                (
+                    c.client_id.as_str().to_owned(),
+                    c.clean_start,
+                    c.protocol.is_v5(),
+                    c.username.as_ref().map(|u| Box::from(u.as_str())),
+                )
+            });
+        let Some((client_id, clean_start, v5, username)) = connect else {
+            // Its events (CONNACK, Closed) go on, and the slot goes.
+            self.held.remove(&conn);
+            return self.proceed(now, conn);
         };
         let mut accept = Accept::new();
         let cid: Arc<str> = if client_id.is_empty() {
-            self.next_auto_id += 1;
-            let id = format!("auto-{:08x}-{}", std::process::id(), self.next_auto_id);
+            let id = self.assign_client_id();
             if v5 {
-                accept.assigned_client_identifier = Utf8Bytes::try_from(id.as_str()).ok();
+                accept.assigned_client_identifier = Utf8Bytes::try_from(&*id).ok();
             }
-            Arc::from(id)
+            id
         } else {
             Arc::from(client_id)
         };
@@ -651,6 +768,7 @@ impl State {
         let slot = self.sessions.get_mut(s)?;
         if let Err(e) = slot.session.accept(now, accept) {
             tracing::warn!(error = %e, "accept failed");
+            self.held.remove(&conn);
             return self.proceed(now, conn);
         }
         slot.client_id = Some(cid.clone());
@@ -661,6 +779,8 @@ impl State {
             debug_assert!(old == s || !self.sessions.contains(old));
         }
         self.insert_subscriptions(s);
+        // The packets the client sent behind the ones the session buffered.
+        self.release_held(now, conn);
         let pending = self.proceed(now, conn);
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.session.shrink_to_fit();
@@ -1370,6 +1490,8 @@ mod flow {
         Utf8Bytes,
     };
 
+    use mqtt_codec::ReasonCode;
+
     use super::{Lent, Pending, QUEUE_PRESSURE, STALLED, State};
     use crate::config::Config;
     use crate::stats::Counters;
@@ -1457,6 +1579,84 @@ mod flow {
         );
         assert!(st.input(now, c, &mut vec![packet(sub)], None).is_none());
         c
+    }
+
+    /// An assigned client identifier is never one that a session of the
+    /// broker holds [MQTT-3.1.3-6]: a client that took the next candidate
+    /// keeps its session, and the anonymous client gets another.
+    #[tokio::test]
+    async fn assigned_client_identifier_skips_identifiers_in_use() {
+        let (mut st, now) = (state(), Instant::now());
+        let next = st.assigned_id(st.next_auto_id + 1);
+        let owner = st.open(now, Some(socket().await));
+        let connect = Connect::new(
+            ProtocolVersion::V5,
+            Utf8Bytes::try_from(next.as_str()).unwrap(),
+        );
+        assert!(
+            st.input(now, owner, &mut vec![packet(connect)], None)
+                .is_some()
+        );
+        assert!(st.connect_decided(now, owner, Ok(())).is_none());
+
+        let anon = st.open(now, Some(socket().await));
+        let connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static(""));
+        assert!(
+            st.input(now, anon, &mut vec![packet(connect)], None)
+                .is_some()
+        );
+        assert!(st.connect_decided(now, anon, Ok(())).is_none());
+        let assigned = st
+            .session_of(anon)
+            .and_then(|s| st.sessions.get(s))
+            .and_then(|slot| slot.client_id.clone())
+            .unwrap();
+        assert_ne!(&*assigned, next.as_str());
+        assert!(assigned.starts_with("auto-"));
+        assert_eq!(st.by_id.len(), 2);
+        assert!(!st.conns.get(owner).unwrap().closing, "owner taken over");
+        let sent = st.output(now, anon).bytes.unwrap();
+        let mut buf = bytes::BytesMut::from(&sent[..]);
+        let Ok(Some(Packet::ConnAck(ack))) =
+            mqtt_codec::Decoder::with_version(ProtocolVersion::V5).decode(&mut buf)
+        else {
+            panic!("no CONNACK")
+        };
+        assert_eq!(
+            ack.properties
+                .assigned_client_identifier
+                .as_ref()
+                .map(Utf8Bytes::as_str),
+            Some(&*assigned)
+        );
+    }
+
+    /// A connection refused while its CONNECT hook ran (here: the broker
+    /// shuts down during a slow authenticator) leaves nothing behind once
+    /// the hook answers, whatever the answer: its session's events go on
+    /// (CONNACK, Closed) and its slot goes. The slot used to stay, marked
+    /// as waiting for a hook, for the life of the broker.
+    #[tokio::test]
+    async fn refused_while_its_connect_hook_runs_leaves_no_session() {
+        for decision in [Ok(()), Err(ReasonCode::NotAuthorized)] {
+            let (mut st, now) = (state(), Instant::now());
+            let c = st.open(now, Some(socket().await));
+            let connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("slow"));
+            assert!(matches!(
+                st.input(now, c, &mut vec![packet(connect)], None),
+                Some(Pending::Connect(_))
+            ));
+            // The hook runs; the broker shuts down meanwhile.
+            st.shutdown(now);
+            assert_eq!(st.sessions.len(), 1, "kept while the hook runs");
+            assert!(st.connect_decided(now, c, decision).is_none());
+            assert!(st.sessions.is_empty(), "{decision:?}: session slot left");
+            assert!(st.by_id.is_empty());
+            let out = st.output(now, c);
+            assert!(out.closing, "{decision:?}");
+            st.close(now, c);
+            assert!(st.conns.is_empty() && st.sessions.is_empty());
+        }
     }
 
     /// `n` QoS 1 messages from connection `c` to `topic`.

@@ -312,6 +312,52 @@ fn with_credentials(
     c
 }
 
+/// Packets sent right after CONNECT (MQTT 5.0 and 3.1.1 section 3.1.4)
+/// wait for the authenticator, however many: served in order once it
+/// accepts, dropped when it refuses.
+#[tokio::test]
+async fn pipelined_packets_wait_for_the_authenticator() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (_broker, addr) = start(Broker::builder().config(config()).authenticator(Password {
+        calls: calls.clone(),
+    }))
+    .await;
+    for version in [V5, V3_1_1] {
+        for (pass, ok) in [(&b"secret"[..], true), (&b"wrong"[..], false)] {
+            let mut bytes = bytes::BytesMut::new();
+            let enc = mqtt_codec::Encoder::new(version);
+            let connect = with_credentials(version, "pings", Some("admin"), Some(pass));
+            enc.encode(&connect.into(), &mut bytes).unwrap();
+            // Over several reads and input batches.
+            for _ in 0..1000 {
+                enc.encode(&Packet::PingReq, &mut bytes).unwrap();
+            }
+            let mut c = Raw::tcp(addr, version).await;
+            c.send_bytes(&bytes).await;
+            if !ok {
+                let got = c.expect_closed().await;
+                assert!(
+                    matches!(&got[..], [Packet::ConnAck(a)] if a.reason.is_error()),
+                    "{version}: {got:?}"
+                );
+                continue;
+            }
+            match c.recv().await {
+                Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::Success, "{a:?}"),
+                other => panic!("{version}: expected CONNACK, got {other:?}"),
+            }
+            for i in 0..1000 {
+                match c.recv_timeout(TIMEOUT).await {
+                    Ok(Some(Packet::PingResp)) => {}
+                    other => panic!("{version}: PINGRESP {i}: got {other:?}"),
+                }
+            }
+            c.expect_nothing().await;
+        }
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 4);
+}
+
 #[tokio::test]
 async fn authentication_hook() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -12,11 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::*;
 use mqtt_codec::{
-    Connect, Disconnect, Packet, PayloadFormat, ProtocolVersion, PubComp, PubRec, QoS, ReasonCode,
-    UserProperty, Will,
+    Connect, Disconnect, Encoder, Packet, PayloadFormat, ProtocolVersion, PubComp, PubRec, QoS,
+    ReasonCode, UserProperty, Will,
 };
 
 // ----- persistent and clean sessions ----------------------------------------------------------
@@ -413,6 +413,64 @@ async fn session_takeover_across_versions() {
     b.expect_disconnect(ReasonCode::SessionTakenOver).await;
 }
 
+/// A CONNECT that the broker ends up refusing (here: a malformed packet in
+/// the same read, answered with CONNACK 0x81 in 5.0 / a close in 3.1.1)
+/// must not take over the client's existing session: the connection never
+/// became the session's ([MQTT-3.1.4-3] takes over only for a connection
+/// the server accepts), and the session must be kept for its whole
+/// lifetime [MQTT-4.1.0-1]: its subscriptions and the QoS 1 message queued
+/// for it are still there when the real client comes back.
+async fn refused_connect_keeps_the_stored_session(version: ProtocolVersion) {
+    let (_broker, addr) = start_default().await;
+    let persistent = |clean: bool| {
+        let mut c = connect_packet(version, "victim", clean && version.is_v5());
+        if version.is_v5() {
+            c.properties.session_expiry_interval = Some(600);
+        }
+        c
+    };
+    let (mut victim, _) = Client::connect_with(addr, persistent(true)).await;
+    victim.subscribe("v/#", QoS::AtLeastOnce).await;
+    victim.disconnect().await;
+    let mut publisher = Client::connect(addr, version, "pub", true).await;
+    publisher
+        .publish("v/1", "kept", QoS::AtLeastOnce, false)
+        .await;
+
+    // A refused connection under the same client identifier.
+    let mut bytes = BytesMut::new();
+    Encoder::new(version)
+        .encode(&persistent(false).into(), &mut bytes)
+        .unwrap();
+    bytes.extend_from_slice(&[0x36, 0x04, 0x00, 0x01, b't', b'x']);
+    let mut bad = Client::tcp(addr, version).await;
+    bad.send_bytes(&bytes).await;
+    let got = bad.expect_closed_within(Duration::from_secs(3)).await;
+    assert!(
+        got.iter()
+            .all(|p| !matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::Success)),
+        "{got:?}"
+    );
+
+    // The real client comes back: its session is still there.
+    let (mut victim, ack) = Client::connect_with(addr, persistent(false)).await;
+    assert!(
+        ack.session_present,
+        "session destroyed by a refused CONNECT"
+    );
+    assert_eq!(text(&victim.recv_publish().await), "kept");
+}
+
+#[tokio::test]
+async fn refused_connect_keeps_the_stored_session_v311() {
+    refused_connect_keeps_the_stored_session(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn refused_connect_keeps_the_stored_session_v5() {
+    refused_connect_keeps_the_stored_session(V5).await;
+}
+
 // ----- last will ------------------------------------------------------------------------------
 
 fn with_will(version: ProtocolVersion, id: &str, topic: &str, payload: &str, qos: QoS) -> Connect {
@@ -781,6 +839,43 @@ async fn server_assigned_client_identifier_v5() {
     assert_eq!(ack.properties.assigned_client_identifier, None);
 }
 
+/// [MQTT-3.1.3-6] (3.1.1 and 5.0): a Server that allows a zero-length
+/// ClientID "MUST ... assign a unique ClientID to that Client". The
+/// identifiers assigned to many anonymous clients are distinct and none
+/// takes another client over; nor can a client predict them (one that
+/// could would connect under the identifier first and be taken over, or
+/// take over the client it is given to): two brokers in the same process
+/// assign different ones. That an identifier in use is skipped is checked
+/// in the broker's unit tests (`assigned_client_identifier_skips_...`).
+#[tokio::test]
+async fn assigned_client_identifiers_are_unique_and_unpredictable() {
+    let (_broker, addr) = start_default().await;
+    let mut named = Client::connect(addr, V5, "named", true).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut clients = Vec::new();
+    for version in [V5, V3_1_1].into_iter().cycle().take(40) {
+        let (c, ack) = Client::connect_with(addr, connect_packet(version, "", true)).await;
+        if version.is_v5() {
+            let id = ack.properties.assigned_client_identifier.unwrap();
+            assert!(ids.insert(id.as_str().to_owned()), "{id:?} assigned twice");
+        }
+        clients.push(c);
+    }
+    assert_eq!(ids.len(), 20);
+    named.expect_nothing().await;
+    for c in &mut clients {
+        c.expect_nothing().await;
+    }
+
+    let (_other, other_addr) = start_default().await;
+    let (_c, ack) = Client::connect_with(other_addr, connect_packet(V5, "", true)).await;
+    let id = ack.properties.assigned_client_identifier.unwrap();
+    assert!(
+        !ids.contains(id.as_str()),
+        "{id:?} assigned by both brokers"
+    );
+}
+
 /// MQTT 3.1.1: an empty client id is accepted with clean session 1, refused
 /// with CONNACK 0x02 (identifier rejected) with clean session 0
 /// [MQTT-3.1.3-7, -8].
@@ -813,6 +908,47 @@ async fn connect_must_come_first_and_once() {
         c.send(connect_packet(version, "twice", true)).await;
         c.expect_disconnect(ReasonCode::ProtocolError).await;
     }
+}
+
+/// MQTT 5.0 / 3.1.1 section 3.1.4: "Clients are allowed to send further
+/// Control Packets immediately after sending a CONNECT packet; Clients need
+/// not wait for a CONNACK packet to arrive from the Server." CONNECT followed
+/// by 100 PINGREQ (2 bytes each: all of it fits in the broker's first
+/// 256-byte read, more than the 64 packets a session buffers before it is
+/// accepted) is served, not refused.
+async fn pipelined_pings_after_connect(version: ProtocolVersion) {
+    let (_broker, addr) = start_default().await;
+    let mut bytes = BytesMut::new();
+    let enc = Encoder::new(version);
+    enc.encode(&connect_packet(version, "pinger", true).into(), &mut bytes)
+        .unwrap();
+    for _ in 0..100 {
+        enc.encode(&Packet::PingReq, &mut bytes).unwrap();
+    }
+    assert!(bytes.len() <= 256);
+    let mut c = Client::tcp(addr, version).await;
+    c.send_bytes(&bytes).await;
+    match c.recv().await {
+        Packet::ConnAck(a) => assert_eq!(a.reason, ReasonCode::Success, "{a:?}"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    for i in 0..100 {
+        match c.recv_timeout(TIMEOUT).await {
+            Ok(Some(Packet::PingResp)) => {}
+            other => panic!("PINGRESP {i}: got {other:?}"),
+        }
+    }
+    c.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn pipelined_pings_after_connect_v311() {
+    pipelined_pings_after_connect(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn pipelined_pings_after_connect_v5() {
+    pipelined_pings_after_connect(V5).await;
 }
 
 /// A CONNECT with an unknown protocol level gets CONNACK 0x01 (unacceptable

@@ -7,8 +7,8 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 use mqtt_codec::{
-    Packet, PacketId, Props, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
-    PublishTopic, QoS, ReasonCode,
+    Auth, Disconnect, Packet, PacketId, Props, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    Publish, PublishTopic, QoS, ReasonCode, SubAck, UnsubAck,
 };
 use mqtt_topic::TopicName;
 
@@ -115,8 +115,16 @@ impl Core {
         self.link.as_ref().map(|l| l.version)
     }
 
+    /// Queues `p` for the peer, without the Reason String and User
+    /// Properties it cannot take (see [`fit_to_peer`]).
     pub(crate) fn send(&mut self, now: Instant, p: impl Into<Packet>) {
-        self.transmit.push_back(p.into());
+        let mut p = p.into();
+        if let Some(link) = &self.link {
+            if let Some(max) = link.peer_max_packet {
+                fit_to_peer(&mut p, link.version, max);
+            }
+        }
+        self.transmit.push_back(p);
         if let Some(interval) = self.ping_interval {
             self.timers
                 .set(crate::timer::Timer::KeepAlive, now + interval);
@@ -214,6 +222,7 @@ impl Core {
                 self.finish_publish(now, None, q.id, r);
             }
             Next::Inflight(pid) => self.send_inflight(now, pid, false),
+            Next::Resend(pid) => self.send_inflight(now, pid, true),
         }
     }
 
@@ -272,11 +281,26 @@ impl Core {
     }
 
     /// Re-sends, in their original order, the PUBLISH (with DUP) and PUBREL
-    /// packets of an resumed session \[MQTT-4.4.0-1\], then the queue.
+    /// packets of a resumed session \[MQTT-4.4.0-1\], then the queue.
+    ///
+    /// The PUBLISH packets count against the window of the new connection,
+    /// whose Receive Maximum may be smaller than the old one's
+    /// \[MQTT-3.3.4-9\] (\[MQTT-3.3.4-7\] on the client side): those that do
+    /// not fit go out, still in order, as acknowledgements free the window
+    /// ([`flush`](Self::flush)). A PUBREL is not a PUBLISH and always goes.
     pub(crate) fn resume(&mut self, now: Instant) {
+        let Some(window) = self.link.as_ref().map(|l| l.send_window) else {
+            return;
+        };
         for (pid, stage) in self.state.outgoing.resume() {
             match stage {
-                crate::outgoing::Stage::Published => self.send_inflight(now, pid, true),
+                crate::outgoing::Stage::Published => {
+                    // The oldest PUBLISH not re-sent yet: this one, unless
+                    // the window is full.
+                    if let Some(pid) = self.state.outgoing.resend_next(window) {
+                        self.send_inflight(now, pid, true);
+                    }
+                }
                 crate::outgoing::Stage::Released => self.send(now, PubRel::new(pid)),
             }
         }
@@ -428,10 +452,83 @@ impl Core {
     /// The connection is over: per-connection state goes, the session stays.
     pub(crate) fn end_link(&mut self) {
         self.link = None;
+        self.state.outgoing.connection_ended();
         // QoS 1 messages awaiting the application's ack will be re-sent by the
         // peer on the next connection; QoS 2 ones are kept in incoming_qos2.
         self.pending_acks.retain(|_, q| *q == QoS::ExactlyOnce);
         self.reserved_pids.clear();
+    }
+}
+
+/// Drops the Reason String, then the User Properties, of a packet that
+/// would otherwise exceed the peer's Maximum Packet Size: the sender "MUST
+/// NOT send this property if it would increase the size of the packet
+/// beyond the Maximum Packet Size specified by the receiver" (CONNACK
+/// \[MQTT-3.2.2-19\], \[MQTT-3.2.2-20\]; PUBACK \[MQTT-3.4.2-2\],
+/// \[MQTT-3.4.2-3\]; PUBREC \[MQTT-3.5.2-2\], \[MQTT-3.5.2-3\]; PUBREL
+/// \[MQTT-3.6.2-2\], \[MQTT-3.6.2-3\]; PUBCOMP \[MQTT-3.7.2-2\],
+/// \[MQTT-3.7.2-3\]; SUBACK \[MQTT-3.9.2-1\], \[MQTT-3.9.2-2\]; UNSUBACK
+/// \[MQTT-3.11.2-1\], \[MQTT-3.11.2-2\]; DISCONNECT \[MQTT-3.14.2-3\],
+/// \[MQTT-3.14.2-4\]; AUTH \[MQTT-3.15.2-2\], \[MQTT-3.15.2-3\]), and no
+/// packet may exceed it (\[MQTT-3.1.2-24\] server side, \[MQTT-3.2.2-15\]
+/// client side). PUBLISH is checked when it is built (see [`build_publish`]).
+fn fit_to_peer(p: &mut Packet, v: ProtocolVersion, max: NonZeroU32) {
+    let droppable = match &*p {
+        Packet::ConnAck(c) => {
+            c.properties.reason_string.is_some() || !c.properties.user_properties.is_empty()
+        }
+        Packet::PubAck(PubAck { properties, .. })
+        | Packet::PubRec(PubRec { properties, .. })
+        | Packet::PubRel(PubRel { properties, .. })
+        | Packet::PubComp(PubComp { properties, .. })
+        | Packet::SubAck(SubAck { properties, .. })
+        | Packet::UnsubAck(UnsubAck { properties, .. }) => {
+            properties.reason_string.is_some() || !properties.user_properties.is_empty()
+        }
+        Packet::Disconnect(d) => {
+            d.properties.reason_string.is_some() || !d.properties.user_properties.is_empty()
+        }
+        Packet::Auth(a) => {
+            a.properties.reason_string.is_some() || !a.properties.user_properties.is_empty()
+        }
+        _ => false,
+    };
+    let too_large = |p: &Packet| p.encoded_len(v).is_ok_and(|n| n > max.get() as usize);
+    if !droppable || !too_large(p) {
+        return;
+    }
+    for user_properties_too in [false, true] {
+        macro_rules! drop_optional {
+            ($properties:expr) => {{
+                if let Some(x) = $properties.get_mut() {
+                    x.reason_string = None;
+                    if user_properties_too {
+                        x.user_properties.clear();
+                    }
+                }
+                $properties.compact();
+            }};
+        }
+        match p {
+            Packet::ConnAck(c) => {
+                c.properties.reason_string = None;
+                if user_properties_too {
+                    c.properties.user_properties.clear();
+                }
+            }
+            Packet::PubAck(PubAck { properties, .. })
+            | Packet::PubRec(PubRec { properties, .. })
+            | Packet::PubRel(PubRel { properties, .. })
+            | Packet::PubComp(PubComp { properties, .. })
+            | Packet::SubAck(SubAck { properties, .. })
+            | Packet::UnsubAck(UnsubAck { properties, .. }) => drop_optional!(properties),
+            Packet::Disconnect(Disconnect { properties, .. }) => drop_optional!(properties),
+            Packet::Auth(Auth { properties, .. }) => drop_optional!(properties),
+            _ => return,
+        }
+        if !too_large(p) {
+            return;
+        }
     }
 }
 

@@ -139,7 +139,8 @@ pub enum UsageError {
 }
 
 /// The DISCONNECT that reports `e` to the peer: its reason code, and what
-/// went wrong as the Reason String.
+/// went wrong as the Reason String (which the session drops when the peer's
+/// Maximum Packet Size cannot take it \[MQTT-3.14.2-3\]).
 pub(crate) fn disconnect_for(e: &ProtocolError) -> mqtt_codec::Disconnect {
     let mut d = mqtt_codec::Disconnect::new(e.reason_code());
     d.properties.to_mut().reason_string = mqtt_codec::Utf8Bytes::try_from(e.to_string()).ok();

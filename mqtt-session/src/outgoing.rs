@@ -85,6 +85,9 @@ pub(crate) enum Next {
     /// Send the message that now occupies this packet identifier in the
     /// inflight table (QoS 1/2; moved there, not copied).
     Inflight(PacketId),
+    /// Send again, with DUP, the PUBLISH of a resumed flow that did not fit
+    /// in the window when the session was resumed.
+    Resend(PacketId),
     /// It expired while queued.
     Expired(Queued),
 }
@@ -98,6 +101,16 @@ pub(crate) struct Outgoing {
     inflight: HashMap<PacketId, Inflight, PidHash>,
     /// How many of `inflight` are at [`Stage::Released`].
     released: usize,
+    /// Flows of a resumed session (at [`Stage::Published`]) whose PUBLISH
+    /// is not re-sent on this connection yet, oldest first: the peer's
+    /// Receive Maximum was smaller than the inflight table
+    /// \[MQTT-3.3.4-9\]. They go out, before anything queued, as
+    /// acknowledgements free the window. Cleared with the connection
+    /// ([`connection_ended`](Self::connection_ended)). Boxed, and only
+    /// while not empty: it is rare, and a session stays small.
+    // The box is what keeps it small (8 bytes instead of a `VecDeque`'s 32).
+    #[allow(clippy::box_collection)]
+    unsent: Option<Box<VecDeque<PacketId>>>,
     queue: VecDeque<Queued>,
 }
 
@@ -157,10 +170,25 @@ impl Outgoing {
         self.queue.len()
     }
 
-    /// Whether one more flow fits in `window`.
+    /// Whether one more flow fits in `window`: flows whose PUBLISH is yet
+    /// to be re-sent ([`unsent`](Self::unsent)) are not on the wire and do
+    /// not count.
     fn has_room(&self, window: Window) -> bool {
-        let unacked = self.inflight.len() - self.released;
-        unacked < window.unacked && self.inflight.len() < window.total
+        let unsent = self.unsent.as_ref().map_or(0, |u| u.len());
+        let sent = self.inflight.len().saturating_sub(unsent);
+        let unacked = sent.saturating_sub(self.released);
+        unacked < window.unacked && sent < window.total
+    }
+
+    /// A flow that is acknowledged (or forgotten) before its PUBLISH was
+    /// re-sent leaves [`unsent`](Self::unsent).
+    fn sent_or_done(&mut self, pid: PacketId) {
+        if let Some(unsent) = self.unsent.as_mut() {
+            unsent.retain(|&p| p != pid);
+            if unsent.is_empty() {
+                self.unsent = None;
+            }
+        }
     }
 
     /// Queues `message`; returns the message that had to be dropped, if any
@@ -216,7 +244,10 @@ impl Outgoing {
         window: Window,
         busy: impl Fn(PacketId) -> bool,
     ) -> Result<Next, Queued> {
-        if !self.queue.is_empty() || remaining_expiry(&q.message, q.since, now) == Some(0) {
+        if !self.queue.is_empty()
+            || self.unsent.is_some()
+            || remaining_expiry(&q.message, q.since, now) == Some(0)
+        {
             return Err(q);
         }
         if q.message.qos == QoS::AtMostOnce {
@@ -241,13 +272,18 @@ impl Outgoing {
     }
 
     /// Takes the next message off the queue if it can be sent now: QoS 0
-    /// always, QoS 1/2 while `window` has room.
+    /// always, QoS 1/2 while `window` has room. The PUBLISH of resumed flows
+    /// still to re-send go first, in their order \[MQTT-4.6.0-1\], as the
+    /// window allows; the queue waits behind them.
     pub(crate) fn next(
         &mut self,
         now: Instant,
         window: Window,
         busy: impl Fn(PacketId) -> bool,
     ) -> Option<Next> {
+        if self.unsent.is_some() {
+            return self.resend_next(window).map(Next::Resend);
+        }
         let front = self.queue.front()?;
         if remaining_expiry(&front.message, front.since, now) == Some(0) {
             return self.queue.pop_front().map(Next::Expired);
@@ -282,7 +318,9 @@ impl Outgoing {
         // One lookup on the path of every QoS 1 delivery.
         match self.inflight.entry(pid) {
             Entry::Occupied(f) if f.get().message.qos == QoS::AtLeastOnce => {
-                Acked::Done(f.remove().id, reason)
+                let id = f.remove().id;
+                self.sent_or_done(pid);
+                Acked::Done(id, reason)
             }
             _ => Acked::Unknown,
         }
@@ -296,11 +334,13 @@ impl Outgoing {
                 if reason.is_error() && f.stage == Stage::Published {
                     let id = f.id;
                     self.inflight.remove(&pid);
+                    self.sent_or_done(pid);
                     Acked::Done(id, reason)
                 } else {
                     if f.stage == Stage::Published {
                         f.stage = Stage::Released;
                         self.released += 1;
+                        self.sent_or_done(pid);
                     }
                     Acked::Release
                 }
@@ -326,19 +366,50 @@ impl Outgoing {
             if f.stage == Stage::Released {
                 self.released = self.released.saturating_sub(1);
             }
+            self.sent_or_done(pid);
         }
     }
 
     /// The flows to resume on a new connection, in the order they were first
     /// sent \[MQTT-4.6.0-1\]: PUBLISH (to send again with DUP) or PUBREL.
-    pub(crate) fn resume(&self) -> Vec<(PacketId, Stage)> {
+    ///
+    /// Every PUBLISH is marked as not re-sent yet: the caller takes them
+    /// with [`resend_next`](Self::resend_next) as the new connection's
+    /// window allows \[MQTT-3.3.4-9\], and leaves the rest for
+    /// [`next`](Self::next).
+    pub(crate) fn resume(&mut self) -> Vec<(PacketId, Stage)> {
         let mut v: Vec<_> = self
             .inflight
             .iter()
             .map(|(&pid, f)| (f.id, pid, f.stage))
             .collect();
         v.sort_by_key(|&(id, _, _)| id);
+        let unsent: VecDeque<PacketId> = v
+            .iter()
+            .filter(|&&(_, _, stage)| stage == Stage::Published)
+            .map(|&(_, pid, _)| pid)
+            .collect();
+        self.unsent = (!unsent.is_empty()).then(|| Box::new(unsent));
         v.into_iter().map(|(_, pid, stage)| (pid, stage)).collect()
+    }
+
+    /// The oldest flow whose PUBLISH is yet to be re-sent, if `window` has
+    /// room for it (it then counts as sent).
+    pub(crate) fn resend_next(&mut self, window: Window) -> Option<PacketId> {
+        if !self.has_room(window) {
+            return None;
+        }
+        let unsent = self.unsent.as_mut()?;
+        let pid = unsent.pop_front();
+        if unsent.is_empty() {
+            self.unsent = None;
+        }
+        pid
+    }
+
+    /// The connection is over: every flow is re-sent on the next one.
+    pub(crate) fn connection_ended(&mut self) {
+        self.unsent = None;
     }
 
     /// Empties the inflight table and the queue, oldest first.
@@ -351,6 +422,7 @@ impl Outgoing {
     /// Empties the inflight table, oldest first; the queue stays.
     pub(crate) fn drain_inflight(&mut self) -> Vec<(MessageId, Message)> {
         self.released = 0;
+        self.unsent = None;
         let mut v: Vec<_> = self
             .inflight
             .drain()

@@ -21,7 +21,8 @@ use crate::state::{SessionState, Subscription};
 use crate::timer::Timer;
 
 /// Packets a client may send after CONNECT before the broker accepts it;
-/// more is refused (bounded memory).
+/// more is refused (bounded memory), unless the broker holds them back
+/// (see [`ServerSession::takes_packets`]).
 const MAX_EARLY_PACKETS: usize = 64;
 
 /// Configuration of a [`ServerSession`]: the server's capabilities and
@@ -242,6 +243,12 @@ impl ServerSession {
     /// The CONNECT awaiting [`accept`](Self::accept) or
     /// [`reject`](Self::reject) (`None` before and after: the session does
     /// not keep it once decided, to stay small).
+    ///
+    /// `None` as well once the connection ended while its CONNECT awaited
+    /// the decision (a protocol error in the packets that followed it, the
+    /// transport lost): [`accept`](Self::accept) would fail, and a broker
+    /// must not take over the client's existing session for it
+    /// \[MQTT-3.1.4-3\].
     pub fn connect_packet(&self) -> Option<&Connect> {
         self.connect.as_deref()
     }
@@ -254,6 +261,19 @@ impl ServerSession {
     /// Whether CONNACK accepted the connection and it is still up.
     pub fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
+    }
+
+    /// Whether [`handle_packet`](Self::handle_packet) takes a packet now.
+    ///
+    /// False only while the CONNECT awaits [`accept`](Self::accept) or
+    /// [`reject`](Self::reject) and the packets the client sent behind it
+    /// fill the session's buffer (64): one more would be refused as a flood.
+    /// Clients may send packets right after CONNECT without waiting for
+    /// CONNACK (MQTT 5.0 and 3.1.1 section 3.1.4), so a broker that reads
+    /// more of them holds them (within its own bounds) and gives them once
+    /// it decided.
+    pub fn takes_packets(&self) -> bool {
+        self.phase != Phase::AwaitAccept || self.early.len() < MAX_EARLY_PACKETS
     }
 
     /// Whether the session is over for good.
@@ -808,8 +828,15 @@ impl ServerSession {
     }
 
     /// The connection is over; the session lives on as its expiry says.
+    ///
+    /// A CONNECT still awaiting [`accept`](Self::accept) goes with it: a
+    /// connection that ended (refused, protocol error, lost) is never
+    /// accepted, and [`connect_packet`](Self::connect_packet) returning
+    /// `None` tells the broker so before it takes over the client's stored
+    /// session for it.
     fn end_connection(&mut self, now: Instant, reason: CloseReason, publish_will: bool) {
         let was_connected = self.phase == Phase::Connected;
+        self.connect = None;
         self.core.end_link();
         self.early.clear();
         for t in [Timer::Connect, Timer::KeepAlive] {

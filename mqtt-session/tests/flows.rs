@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::Pair;
 use mqtt_codec::{
-    ConnAck, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
-    ReasonCode, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
+    ConnAck, Connect, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
+    QoS, ReasonCode, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
 use mqtt_session::{
     Accept, ClientConfig, ClientSession, CloseReason, DropReason, Event, Message, MessageId,
-    QueuePolicy, ServerConfig, UsageError,
+    QueuePolicy, ServerConfig, ServerSession, UsageError,
 };
 use mqtt_topic::{TopicFilter, TopicName};
 
@@ -870,6 +870,116 @@ fn server_resends_unacknowledged_and_queued_messages_on_resumption() {
     }
 }
 
+/// [MQTT-3.3.4-9]: "The Server MUST NOT send more than Receive Maximum QoS 1
+/// and QoS 2 PUBLISH packets for which it has not received PUBACK, PUBCOMP,
+/// or PUBREC with a Reason Code of 128 or greater from the Client." The
+/// Receive Maximum is the one of the *current* connection: a client that
+/// resumes its session with a smaller Receive Maximum than before is sent
+/// the unacknowledged PUBLISH packets as its acknowledgements free the
+/// window, still in their original order with DUP [MQTT-4.4.0-1],
+/// [MQTT-4.6.0-1], and the messages queued meanwhile after them. A QoS 2
+/// flow past PUBREC counts until PUBCOMP, and its PUBREL is re-sent at
+/// once.
+#[test]
+fn server_resumption_respects_the_new_receive_maximum() {
+    let now = Instant::now();
+    let connect = |clean: bool, receive_maximum: Option<NonZeroU16>| {
+        let mut c = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
+        c.clean_start = clean;
+        c.properties.session_expiry_interval = Some(3600);
+        c.properties.receive_maximum = receive_maximum;
+        c
+    };
+    let accepted = |c: Connect, accept: Accept| {
+        let mut s = ServerSession::new(ServerConfig::default(), now);
+        s.handle_packet(now, c.into());
+        assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+        s.accept(now, accept).unwrap();
+        s
+    };
+    let sent = |s: &mut ServerSession| std::iter::from_fn(|| s.poll_transmit()).collect::<Vec<_>>();
+
+    // First connection, default Receive Maximum: "q2" (QoS 2) and m1..m9
+    // (QoS 1) are sent; only q2 gets its PUBREC.
+    let mut first = accepted(connect(true, None), Accept::new());
+    first
+        .publish(now, msg("t", "q2", QoS::ExactlyOnce))
+        .unwrap();
+    let names: Vec<&'static str> = vec!["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"];
+    for m in &names {
+        first.publish(now, msg("t", m, QoS::AtLeastOnce)).unwrap();
+    }
+    let out = sent(&mut first);
+    assert_eq!(
+        out.iter()
+            .filter(|p| matches!(p, Packet::Publish(_)))
+            .count(),
+        10
+    );
+    let Some(Packet::Publish(q2)) = out.get(1) else {
+        panic!("{out:?}")
+    };
+    let q2 = q2.packet_id.unwrap();
+    first.handle_packet(now, PubRec::new(q2).into());
+    first.connection_lost(now);
+    let mut state = first.take_state();
+    assert_eq!(state.inflight_len(), 10);
+    // Queued while the client is away.
+    let mut away = ServerSession::restore(ServerConfig::default(), state, now);
+    away.publish(now, msg("t", "later", QoS::AtLeastOnce))
+        .unwrap();
+    state = away.take_state();
+
+    // The client comes back with Receive Maximum 2.
+    let mut second = accepted(connect(false, NonZeroU16::new(2)), Accept::resume(state));
+    // Flows open towards the client: PUBLISH unacknowledged, or PUBREL
+    // awaiting PUBCOMP.
+    let mut open: Vec<Packet> = Vec::new();
+    let mut order = Vec::new();
+    for round in 0..20 {
+        for p in sent(&mut second) {
+            match &p {
+                Packet::Publish(x) => {
+                    let name = String::from_utf8_lossy(&x.payload).into_owned();
+                    order.push((name, x.dup));
+                    open.push(p);
+                }
+                Packet::PubRel(r) => {
+                    assert_eq!((round, r.packet_id), (0, q2), "PUBREL once, at once");
+                    open.push(p);
+                }
+                Packet::ConnAck(a) => assert!(a.session_present),
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                open.len() <= 2,
+                "round {round}: {} flows open: {open:?}",
+                open.len()
+            );
+        }
+        // The client completes the oldest open flow.
+        if open.is_empty() {
+            break;
+        }
+        let ack: Packet = match open.remove(0) {
+            Packet::Publish(x) => PubAck::new(x.packet_id.unwrap()).into(),
+            Packet::PubRel(r) => PubComp::new(r.packet_id).into(),
+            other => panic!("{other:?}"),
+        };
+        second.handle_packet(now, ack);
+    }
+    let expected: Vec<(String, bool)> = names
+        .iter()
+        .map(|m| ((*m).to_owned(), true))
+        .chain([("later".to_owned(), false)])
+        .collect();
+    assert_eq!(order, expected);
+    assert_eq!(
+        second.state().inflight_len() + second.state().queued_len(),
+        0
+    );
+}
+
 /// "If the Client does have Session State and receives Session Present set
 /// to 0 it MUST discard its Session State" [MQTT-3.2.2-5]: the client reports
 /// the lost subscriptions and in-flight messages (Event::SessionLost) and
@@ -1462,6 +1572,104 @@ fn v5_message_over_client_maximum_packet_size_is_dropped() {
     assert_eq!(
         delivered(&pair.server_events),
         [(small, ReasonCode::Success)]
+    );
+}
+
+/// A 5.0 server session that accepted a client announcing Maximum Packet
+/// Size `max`, with `accept`; its CONNACK.
+fn accepted_with_maximum_packet_size(max: u32, accept: Accept) -> (ServerSession, ConnAck) {
+    let now = Instant::now();
+    let mut c = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
+    c.properties.maximum_packet_size = NonZeroU32::new(max);
+    let mut s = ServerSession::new(ServerConfig::default(), now);
+    s.handle_packet(now, c.into());
+    assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+    s.accept(now, accept).unwrap();
+    let Some(Packet::ConnAck(ack)) = s.poll_transmit() else {
+        panic!("no CONNACK")
+    };
+    while s.poll_event().is_some() {}
+    (s, *ack)
+}
+
+/// [MQTT-3.14.2-3]: "The sender MUST NOT send this property [Reason String]
+/// if it would increase the size of the DISCONNECT packet beyond the Maximum
+/// Packet Size specified by the receiver"; more generally [MQTT-3.1.2-24]
+/// the Server MUST NOT send packets exceeding the client's Maximum Packet
+/// Size. The DISCONNECT for a protocol error keeps its reason code and
+/// drops the Reason String that explains it.
+#[test]
+fn v5_disconnect_for_a_protocol_error_respects_the_client_maximum_packet_size() {
+    let now = Instant::now();
+    for (max, reason_string) in [(16, false), (1024, true)] {
+        let (mut s, _) = accepted_with_maximum_packet_size(max, Accept::new());
+        // A protocol error: PUBLISH with QoS 1 and a Subscription Identifier.
+        let mut p = Publish::new(mqtt_codec::PublishTopic::from_static("t"), "x");
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = PacketId::new(1);
+        p.properties
+            .to_mut()
+            .subscription_identifiers
+            .push(mqtt_codec::SubscriptionId::new(1).unwrap());
+        s.handle_packet(now, p.into());
+        let sent: Vec<Packet> = std::iter::from_fn(|| s.poll_transmit()).collect();
+        let [Packet::Disconnect(d)] = &sent[..] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(d.reason, ReasonCode::ProtocolError);
+        let len = Packet::Disconnect(d.clone())
+            .encoded_len(ProtocolVersion::V5)
+            .unwrap();
+        assert!(
+            len <= max as usize,
+            "DISCONNECT of {len} bytes sent to a client with Maximum Packet Size {max}: {d:?}"
+        );
+        assert_eq!(d.properties.reason_string.is_some(), reason_string, "{d:?}");
+    }
+}
+
+/// [MQTT-3.2.2-19], [MQTT-3.2.2-20]: the Server MUST NOT send the Reason
+/// String, nor User Properties, if they would increase the size of the
+/// CONNACK beyond the Maximum Packet Size the client specified; the rest of
+/// CONNACK (the Assigned Client Identifier, the capabilities) stays.
+#[test]
+fn v5_connack_respects_the_client_maximum_packet_size() {
+    let accept = || {
+        let mut a = Accept::new();
+        a.assigned_client_identifier = Some(Utf8Bytes::from_static("id"));
+        a.properties.reason_string = Some(Utf8Bytes::from_static("welcome, and a long text"));
+        a.properties.user_properties.push(UserProperty::new(
+            Utf8Bytes::from_static("k"),
+            Utf8Bytes::from_static("a value"),
+        ));
+        a
+    };
+    let len = |a: &ConnAck| {
+        Packet::ConnAck(Box::new(a.clone()))
+            .encoded_len(ProtocolVersion::V5)
+            .unwrap()
+    };
+    let (_, full) = accepted_with_maximum_packet_size(1024, accept());
+    assert!(full.properties.reason_string.is_some());
+    assert_eq!(full.properties.user_properties.len(), 1);
+    // Room for the user property, not for the Reason String as well.
+    let without_reason = len(&full) - 2 - "welcome, and a long text".len();
+    let (_, ack) =
+        accepted_with_maximum_packet_size(u32::try_from(without_reason).unwrap(), accept());
+    assert_eq!(ack.properties.reason_string, None);
+    assert_eq!(ack.properties.user_properties.len(), 1);
+    // Room for neither.
+    let (_, ack) = accepted_with_maximum_packet_size(16, accept());
+    assert!(len(&ack) <= 16, "{ack:?}");
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert_eq!(ack.properties.reason_string, None);
+    assert!(ack.properties.user_properties.is_empty());
+    assert_eq!(
+        ack.properties
+            .assigned_client_identifier
+            .as_ref()
+            .map(Utf8Bytes::as_str),
+        Some("id")
     );
 }
 

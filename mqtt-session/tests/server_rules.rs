@@ -358,6 +358,7 @@ fn packets_before_accept_are_processed_after_connack() {
     assert!(srv.sent.is_empty());
     assert_eq!(srv.events.len(), 1);
     srv.s.accept(srv.now, Accept::new()).unwrap();
+    assert!(srv.s.takes_packets());
     srv.drain();
     assert!(
         matches!(&srv.sent[..], [Packet::ConnAck(_), Packet::PubAck(a)] if a.packet_id == pid(1)),
@@ -370,16 +371,21 @@ fn packets_before_accept_are_processed_after_connack() {
 }
 
 /// A client that floods packets after CONNECT, before the broker accepts,
-/// is cut off after 64 (bounded memory, DESIGN.md "never unbounded memory").
+/// is cut off after 64 (bounded memory, DESIGN.md "never unbounded memory"),
+/// unless the broker holds them back while `takes_packets` is false.
 #[test]
 fn flood_before_accept_closes_the_connection() {
     for v in BOTH {
         let mut srv = Srv::new(ServerConfig::default());
         srv.feed(Connect::new(v, Utf8Bytes::from_static("c1")));
         for i in 1..=64 {
+            assert!(srv.s.takes_packets(), "{v}: packet {i}");
             srv.feed(publish(QoS::AtLeastOnce, i));
         }
         assert!(srv.closed().is_empty(), "{v}: 64 early packets are kept");
+        // A broker holds the rest until it decides (section 3.1.4 lets
+        // clients send packets right after CONNECT); one more is refused.
+        assert!(!srv.s.takes_packets(), "{v}");
         assert!(srv.sent.is_empty());
         srv.feed(publish(QoS::AtLeastOnce, 65));
         assert!(
@@ -922,6 +928,51 @@ fn client_protocol_errors_are_sticky() {
     c.handle_packet(now, PubRel::new(pid(3)).into());
     assert_eq!(c.poll_transmit(), None);
     assert_eq!(c.poll_event(), None);
+}
+
+/// A connection that ends while its CONNECT awaits the broker's decision
+/// (a protocol error in the packets behind it, a malformed packet, the
+/// transport lost) gives the CONNECT up: `connect_packet` is `None` and
+/// `accept` fails, so a broker does not take over the client's existing
+/// session for a connection it will never accept [MQTT-3.1.4-3].
+#[test]
+fn a_connection_that_ends_before_accept_gives_its_connect_up() {
+    type End = fn(&mut Srv);
+    let ends: [(&str, End); 3] = [
+        ("second CONNECT", |srv| {
+            srv.feed(Connect::new(
+                ProtocolVersion::V5,
+                Utf8Bytes::from_static("c1"),
+            ))
+        }),
+        ("malformed packet", |srv| {
+            srv.s
+                .handle_decode_error(srv.now, mqtt_codec::DecodeError::InvalidPacketType(0));
+            srv.drain();
+        }),
+        ("connection lost", |srv| {
+            srv.s.connection_lost(srv.now);
+            srv.drain();
+        }),
+    ];
+    for v in BOTH {
+        for (what, end) in ends {
+            let mut srv = Srv::new(ServerConfig::default());
+            srv.feed(Connect::new(v, Utf8Bytes::from_static("c1")));
+            assert!(srv.s.connect_packet().is_some());
+            end(&mut srv);
+            assert!(srv.s.is_ended(), "{v}, {what}");
+            assert!(srv.s.connect_packet().is_none(), "{v}, {what}");
+            assert!(srv.s.accept(srv.now, Accept::new()).is_err(), "{v}, {what}");
+            assert!(
+                srv.sent
+                    .iter()
+                    .all(|p| matches!(p, Packet::ConnAck(a) if a.reason.is_error())),
+                "{v}, {what}: {:?}",
+                srv.sent
+            );
+        }
+    }
 }
 
 /// The refusal of a flood before accept is a CONNACK that encodes: 0x93 is no
