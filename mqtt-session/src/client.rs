@@ -277,7 +277,9 @@ impl ClientSession {
     ///
     /// # Errors
     ///
-    /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`] or
+    /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
+    /// [`UsageError::NotSupported`] (what the server's CONNACK ruled out),
+    /// [`UsageError::NoLocalOnSharedSubscription`] or
     /// [`UsageError::PacketIdsExhausted`].
     pub fn subscribe(
         &mut self,
@@ -298,6 +300,9 @@ impl ClientSession {
         }
         if !self.shared && filters.iter().any(|(f, _)| f.is_shared()) {
             return Err(UsageError::NotSupported("shared subscriptions"));
+        }
+        if filters.iter().any(|(f, o)| f.is_shared() && o.no_local) {
+            return Err(UsageError::NoLocalOnSharedSubscription);
         }
         if !self.subscription_ids && subscription_id.is_some() {
             return Err(UsageError::NotSupported("subscription identifiers"));

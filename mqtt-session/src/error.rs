@@ -129,6 +129,9 @@ pub enum UsageError {
     /// SUBSCRIBE or UNSUBSCRIBE without a filter.
     #[error("no topic filter")]
     NoTopicFilters,
+    /// No Local on a shared subscription \[MQTT-3.8.3-4\].
+    #[error("no local on a shared subscription")]
+    NoLocalOnSharedSubscription,
     /// No packet with this identifier awaits a manual acknowledgement.
     #[error("no message awaits acknowledgement with packet identifier {0}")]
     NotAwaitingAck(u16),

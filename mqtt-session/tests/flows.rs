@@ -1873,6 +1873,35 @@ fn v5_client_honours_subscription_capabilities() {
     );
 }
 
+/// The client refuses No Local on a shared subscription, a Protocol Error
+/// \[MQTT-3.8.3-4\] that the codec would not encode, rather than wait for a
+/// SUBACK that never comes.
+#[test]
+fn v5_client_refuses_no_local_on_a_shared_subscription() {
+    let mut pair = Pair::new(client_cfg(ProtocolVersion::V5), ServerConfig::default());
+    pair.establish();
+    let no_local = mqtt_codec::SubscriptionOptions {
+        no_local: true,
+        ..Default::default()
+    };
+    let f = |s: &str| mqtt_topic::TopicFilter::try_from(s).unwrap();
+    let now = pair.now;
+    assert_eq!(
+        pair.client.subscribe(
+            now,
+            vec![(f("a"), no_local), (f("$share/g/a"), no_local)],
+            None
+        ),
+        Err(mqtt_session::UsageError::NoLocalOnSharedSubscription)
+    );
+    assert!(pair.client.poll_transmit().is_none(), "nothing sent");
+    assert!(
+        pair.client
+            .subscribe(now, vec![(f("a"), no_local)], None)
+            .is_ok()
+    );
+}
+
 /// A client can send AUTH (5.0) and receives the server's as events.
 #[test]
 fn v5_auth_passes_both_ways() {
