@@ -889,7 +889,20 @@ async fn empty_client_id_v311() {
     // Two anonymous clients do not take each other over.
     ok.expect_nothing().await;
 
-    let (mut refused, ack) = Client::connect_raw(addr, connect_packet(V3_1_1, "", false)).await;
+    // Empty and without Clean Session [MQTT-3.1.3-7]: our encoder refuses
+    // to write it, so by hand.
+    let mut refused = Client::tcp(addr, V3_1_1).await;
+    #[rustfmt::skip]
+    refused.send_bytes(&[
+        0x10, 0x0C,                         // CONNECT; remaining length 12
+        0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name
+        0x04, 0x00, 0x00, 0x3C,             // 3.1.1, no flags, keep alive 60
+        0x00, 0x00,                         // client identifier ""
+    ])
+    .await;
+    let Packet::ConnAck(ack) = refused.recv().await else {
+        panic!("expected CONNACK");
+    };
     assert_eq!(ack.reason, ReasonCode::ClientIdentifierNotValid);
     assert!(!ack.session_present);
     assert!(refused.expect_closed().await.is_empty());
