@@ -460,8 +460,14 @@ impl State {
             packets.clear();
             return;
         };
-        let (earlier, error) = match self.held.remove(&conn) {
-            // Nothing is read while input is held: no error can follow one.
+        // Nothing is read while input is held: no error can follow one.
+        // (Almost always nothing is held: no lookup then.)
+        let held = if self.held.is_empty() {
+            None
+        } else {
+            self.held.remove(&conn)
+        };
+        let (earlier, error) = match held {
             Some(h) => (h.packets, h.error.or(error)),
             None => (Vec::new(), error),
         };
