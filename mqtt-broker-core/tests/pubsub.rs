@@ -753,6 +753,43 @@ async fn message_expiry_queued_v5() {
     sub.expect_nothing().await;
 }
 
+/// [MQTT-3.3.2-5]: a message whose expiry passed before onward delivery
+/// must be deleted. Expired messages used to stay in an offline client's
+/// queue and count against `max_queued_messages`: with `DropNew` a fresh
+/// message was refused because the queue was "full" of expired ones.
+#[tokio::test]
+async fn expired_messages_keep_the_offline_queue_full() {
+    let mut cfg = config();
+    cfg.max_queued_messages = 2;
+    let (broker, addr) = start(cfg).await;
+    let (mut sub, _) = Client::connect_v5_persistent(addr, "exq-sub", true, 60).await;
+    sub.subscribe("exq/#", QoS::AtLeastOnce).await;
+    sub.disconnect().await;
+
+    let mut publisher = Client::connect(addr, V5, "exq-pub", true).await;
+    for _ in 0..2 {
+        publisher
+            .publish_packet(with_expiry("exq/t", "short", QoS::AtLeastOnce, false, 1))
+            .await;
+    }
+    // Both expire.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    publisher
+        .publish("exq/t", "fresh", QoS::AtLeastOnce, false)
+        .await;
+
+    let (mut sub, ack) = Client::connect_v5_persistent(addr, "exq-sub", false, 60).await;
+    assert!(ack.session_present);
+    match sub.recv_timeout(Duration::from_secs(1)).await {
+        Ok(Some(Packet::Publish(p))) => assert_eq!(text(&p), "fresh"),
+        other => panic!(
+            "the fresh message was dropped for a queue full of expired ones: {other:?}, \
+             publish_dropped = {}",
+            broker.stats().publish_dropped
+        ),
+    }
+}
+
 // ----- topic aliases --------------------------------------------------------------------------
 
 fn aliased(topic: &str, payload: &str, alias: u16) -> Publish {

@@ -172,6 +172,17 @@ impl Core {
                 Err(back) => q = back,
             }
         }
+        // A full queue first loses its expired messages [MQTT-3.3.2-5]: they
+        // must not cost a deliverable message its place (DropNew) or push
+        // out a live one (DropOldest). Only a full queue is looked at.
+        if self.state.outgoing.queue_len() >= self.limits.max_queued {
+            for expired in self.state.outgoing.drop_expired(now) {
+                self.events.push_back(Event::Dropped {
+                    id: expired.id,
+                    reason: DropReason::Expired,
+                });
+            }
+        }
         match self
             .state
             .outgoing

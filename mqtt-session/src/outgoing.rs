@@ -3,6 +3,8 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU64;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mqtt_codec::{PacketId, QoS, ReasonCode};
@@ -97,10 +99,12 @@ pub(crate) enum Next {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Outgoing {
     last_pid: u16,
+    /// How many of `inflight` are at [`Stage::Released`] (at most 65,535:
+    /// one per packet identifier). A `u32` next to `last_pid`, so that
+    /// [`expiry_floor`](Self::expiry_floor) costs the session no size.
+    released: u32,
     next_id: u64,
     inflight: HashMap<PacketId, Inflight, PidHash>,
-    /// How many of `inflight` are at [`Stage::Released`].
-    released: usize,
     /// Flows of a resumed session (at [`Stage::Published`]) whose PUBLISH
     /// is not re-sent on this connection yet, oldest first: the peer's
     /// Receive Maximum was smaller than the inflight table
@@ -112,6 +116,16 @@ pub(crate) struct Outgoing {
     #[allow(clippy::box_collection)]
     unsent: Option<Box<VecDeque<PacketId>>>,
     queue: VecDeque<Queued>,
+    /// No message in `queue` expires before this; `None` when none of them
+    /// has a Message Expiry Interval. A lower bound, not the exact earliest
+    /// deadline: messages leave the queue without updating it (so that
+    /// taking from the queue costs nothing more), and
+    /// [`drop_expired`](Self::drop_expired) makes it exact again when it
+    /// has to look. It lets a full queue be checked for expired messages
+    /// only when one may have expired, not on every message that finds the
+    /// queue full. In nanoseconds from [`epoch`] (see [`floor_of`]): eight
+    /// bytes where an `Instant` takes sixteen, and every session has one.
+    expiry_floor: Option<NonZeroU64>,
 }
 
 /// Hashing for packet identifiers: they are small distinct integers chosen
@@ -145,6 +159,29 @@ impl std::hash::Hasher for PidHasher {
     }
 }
 
+/// The origin of [`Outgoing::expiry_floor`]: a fixed point of the process
+/// (the first time it is asked for).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `t` as [`Outgoing::expiry_floor`] keeps it: nanoseconds from [`epoch`],
+/// rounded down, and at least 1 (what is before the epoch is at it). The
+/// order of instants is kept (`a <= b` gives `floor_of(a) <= floor_of(b)`),
+/// which is all a lower bound needs.
+fn floor_of(t: Instant) -> NonZeroU64 {
+    let nanos = u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX);
+    NonZeroU64::new(nanos).unwrap_or(NonZeroU64::MIN)
+}
+
+/// When `m`, handed over at `since`, expires; `None` if it never does (no
+/// Message Expiry Interval, or a deadline past what `Instant` holds).
+fn deadline(m: &Message, since: Instant) -> Option<Instant> {
+    let interval = m.properties.message_expiry_interval?;
+    since.checked_add(Duration::from_secs(u64::from(interval)))
+}
+
 /// How long until `m` expires, if it has an expiry, counted from `since`.
 /// `Some(0)` means expired.
 pub(crate) fn remaining_expiry(m: &Message, since: Instant, now: Instant) -> Option<u32> {
@@ -176,7 +213,7 @@ impl Outgoing {
     fn has_room(&self, window: Window) -> bool {
         let unsent = self.unsent.as_ref().map_or(0, |u| u.len());
         let sent = self.inflight.len().saturating_sub(unsent);
-        let unacked = sent.saturating_sub(self.released);
+        let unacked = sent.saturating_sub(self.released as usize);
         unacked < window.unacked && sent < window.total
     }
 
@@ -191,8 +228,22 @@ impl Outgoing {
         }
     }
 
+    /// Appends `q` to the queue, keeping [`expiry_floor`](Self::expiry_floor)
+    /// a lower bound of the queued messages' deadlines.
+    fn push_back(&mut self, q: Queued) {
+        if let Some(d) = deadline(&q.message, q.since) {
+            let d = floor_of(d);
+            self.expiry_floor = Some(self.expiry_floor.map_or(d, |f| f.min(d)));
+        }
+        self.queue.push_back(q);
+    }
+
     /// Queues `message`; returns the message that had to be dropped, if any
     /// (the new one, or with [`QueuePolicy::DropOldest`] the oldest).
+    ///
+    /// The caller drops the expired messages first
+    /// ([`drop_expired`](Self::drop_expired)) when the queue is full: they
+    /// must not take the room of a message that can still be delivered.
     pub(crate) fn enqueue(
         &mut self,
         q: Queued,
@@ -200,12 +251,12 @@ impl Outgoing {
         policy: QueuePolicy,
     ) -> Option<Queued> {
         if self.queue.len() < limit {
-            self.queue.push_back(q);
+            self.push_back(q);
             return None;
         }
         match (policy, self.queue.pop_front()) {
             (QueuePolicy::DropOldest, Some(oldest)) => {
-                self.queue.push_back(q);
+                self.push_back(q);
                 Some(oldest)
             }
             (_, oldest) => {
@@ -215,6 +266,42 @@ impl Outgoing {
                 Some(q)
             }
         }
+    }
+
+    /// Takes the queued messages whose Message Expiry Interval has passed at
+    /// `now`, wherever they are in the queue, oldest first: the Server
+    /// "MUST delete" them \[MQTT-3.3.2-5\]. [`next`](Self::next) drops an
+    /// expired message when it reaches the front; this is for a queue that
+    /// is full, whose expired messages (of a client that is away, or behind
+    /// a full inflight window) would otherwise keep out messages that can
+    /// still be delivered.
+    ///
+    /// Looks at the queue only if a message in it may have expired (see
+    /// [`expiry_floor`](Self::expiry_floor)), and then finds the next
+    /// deadline exactly: a full queue of messages that do not expire costs
+    /// nothing here.
+    pub(crate) fn drop_expired(&mut self, now: Instant) -> Vec<Queued> {
+        // A deadline at or before `now` has a floor at or below `now`'s.
+        if self.expiry_floor.is_none_or(|f| floor_of(now) < f) {
+            return Vec::new();
+        }
+        let mut floor: Option<NonZeroU64> = None;
+        let mut expired = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.queue.len());
+        for q in self.queue.drain(..) {
+            match deadline(&q.message, q.since) {
+                Some(d) if d <= now => expired.push(q),
+                Some(d) => {
+                    let d = floor_of(d);
+                    floor = Some(floor.map_or(d, |f| f.min(d)));
+                    keep.push_back(q);
+                }
+                None => keep.push_back(q),
+            }
+        }
+        self.queue = keep;
+        self.expiry_floor = floor;
+        expired
     }
 
     /// A packet identifier not in use here nor by `busy` (the caller's other
@@ -515,6 +602,37 @@ mod tests {
             o.next(now, Window::flat(1), |_| false).is_none(),
             "window of 1 is full"
         );
+    }
+
+    /// [MQTT-3.3.2-5]: expired messages anywhere in a full queue go before
+    /// the queue policy applies, and a queue whose messages do not expire is
+    /// not searched.
+    #[test]
+    fn a_full_queue_drops_its_expired_messages_first() {
+        let now = Instant::now();
+        let mut o = Outgoing::default();
+        let mut ids = Vec::new();
+        for expiry in [None, Some(1), Some(100), Some(1)] {
+            let mut q = queued(&mut o, QoS::AtLeastOnce, now);
+            q.message.properties.to_mut().message_expiry_interval = expiry;
+            ids.push(q.id.0);
+            assert_eq!(o.enqueue(q, 4, QueuePolicy::DropNew), None);
+        }
+        assert!(o.drop_expired(now).is_empty(), "nothing expired yet");
+        let later = now + Duration::from_millis(1500);
+        let expired: Vec<u64> = o.drop_expired(later).iter().map(|q| q.id.0).collect();
+        assert_eq!(expired, [ids[1], ids[3]]);
+        assert_eq!(o.queue_len(), 2);
+        assert_eq!(
+            o.expiry_floor,
+            Some(floor_of(now + Duration::from_secs(100)))
+        );
+        assert!(o.drop_expired(later).is_empty());
+        // Without expiry, no floor: nothing to look at.
+        let mut o = Outgoing::default();
+        let q = queued(&mut o, QoS::AtLeastOnce, now);
+        o.enqueue(q, 1, QueuePolicy::DropNew);
+        assert_eq!(o.expiry_floor, None);
     }
 
     #[test]
