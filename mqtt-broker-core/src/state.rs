@@ -102,8 +102,23 @@ impl Subscriptions {
 
 #[derive(Debug)]
 struct Retained {
+    /// The message, with the Message Expiry Interval it was published with.
     message: Message,
-    since: Instant,
+    /// When its Message Expiry Interval passes (`None`: it does not
+    /// expire); also a key of [`State::retained_expiry`].
+    deadline: Option<Instant>,
+}
+
+impl Retained {
+    /// A retained message whose Message Expiry Interval (if any) counts from
+    /// `since`.
+    fn new(message: Message, since: Instant) -> Self {
+        let deadline = message
+            .properties
+            .message_expiry_interval
+            .and_then(|secs| since.checked_add(Duration::from_secs(u64::from(secs))));
+        Self { message, deadline }
+    }
 }
 
 #[derive(Debug)]
@@ -237,6 +252,12 @@ pub(crate) struct State {
     by_id: HashMap<Arc<str>, usize>,
     subs: Subscriptions,
     retained: RetainedIndex<Retained>,
+    /// The retained messages that expire, by deadline: the timer removes
+    /// them once expired ([`purge_retained`](Self::purge_retained)), from
+    /// the count and from the store, instead of leaving them until a
+    /// SUBSCRIBE happens to match them [MQTT-3.3.2-5]. Retained messages
+    /// without an expiry are not in it, and cost the timer nothing.
+    retained_expiry: BTreeSet<(Instant, TopicName)>,
     deadlines: BTreeSet<(Instant, usize)>,
     locals: Slab<Local>,
     touched: Vec<usize>,
@@ -287,6 +308,7 @@ impl State {
             by_id: HashMap::new(),
             subs: Subscriptions::default(),
             retained: RetainedIndex::new(),
+            retained_expiry: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             locals: Slab::new(),
             touched: Vec::new(),
@@ -363,14 +385,55 @@ impl State {
 
     pub(crate) fn restore_retained(&mut self, now: Instant, messages: Vec<Message>) {
         for message in messages {
-            let topic = message.topic.clone();
-            self.retained.insert(
-                topic,
-                Retained {
-                    message,
-                    since: now,
-                },
-            );
+            self.set_retained(Retained::new(message, now));
+        }
+    }
+
+    /// Keeps `r` as the retained message of its topic, in place of any
+    /// other, and indexes its deadline.
+    fn set_retained(&mut self, r: Retained) {
+        let topic = r.message.topic.clone();
+        if let Some(d) = r.deadline {
+            self.retained_expiry.insert((d, topic.clone()));
+        }
+        if let Some(old) = self.retained.insert(topic, r) {
+            self.unindex_retained(&old);
+        }
+    }
+
+    /// Removes the retained message of `topic`; whether there was one.
+    fn remove_retained(&mut self, topic: &TopicName) -> bool {
+        match self.retained.remove(topic) {
+            Some(old) => {
+                self.unindex_retained(&old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn unindex_retained(&mut self, old: &Retained) {
+        if let Some(d) = old.deadline {
+            self.retained_expiry.remove(&(d, old.message.topic.clone()));
+        }
+    }
+
+    /// Removes the retained messages whose Message Expiry Interval has
+    /// passed at `now` [MQTT-3.3.2-5], and tells the store. Runs with the
+    /// session timers: it costs a look at the first deadline when nothing
+    /// expires.
+    fn purge_retained(&mut self, now: Instant) {
+        while let Some((at, _)) = self.retained_expiry.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, topic)) = self.retained_expiry.pop_first() else {
+                break;
+            };
+            self.retained.remove(&topic);
+            if let Some(store) = &self.store {
+                let _ = store.send(StoreOp::ClearRetained(topic));
+            }
         }
     }
 
@@ -1141,7 +1204,7 @@ impl State {
 
     fn retain(&mut self, now: Instant, message: &Message) {
         if message.payload.is_empty() {
-            if self.retained.remove(&message.topic).is_some() {
+            if self.remove_retained(&message.topic) {
                 if let Some(store) = &self.store {
                     let _ = store.send(StoreOp::ClearRetained(message.topic.clone()));
                 }
@@ -1161,13 +1224,7 @@ impl State {
         if let Some(store) = &self.store {
             let _ = store.send(StoreOp::SetRetained(Box::new(kept.clone())));
         }
-        self.retained.insert(
-            message.topic.clone(),
-            Retained {
-                message: kept,
-                since: now,
-            },
-        );
+        self.set_retained(Retained::new(kept, now));
     }
 
     /// Delivers `message` to one subscription. `retained`: sent because of a
@@ -1313,23 +1370,24 @@ impl State {
         let mut expired = Vec::new();
         self.retained.for_each_match(filter, |name, r| {
             let mut m = r.message.clone();
-            if let Some(secs) = m.properties.message_expiry_interval {
-                let age = now.saturating_duration_since(r.since);
-                match Duration::from_secs(u64::from(secs)).checked_sub(age) {
-                    Some(left) if !left.is_zero() => {
-                        let left = u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX);
-                        m.properties.to_mut().message_expiry_interval = Some(left);
-                    }
-                    _ => {
-                        expired.push(name.clone());
-                        return;
-                    }
+            if let Some(deadline) = r.deadline {
+                // Between two timer ticks an expired message may still be
+                // here: it is not sent.
+                let left = deadline.saturating_duration_since(now);
+                if left.is_zero() {
+                    expired.push(name.clone());
+                    return;
                 }
+                // The interval decremented by the time it waited
+                // [MQTT-3.3.2-6], rounded up: it has not expired.
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                m.properties.to_mut().message_expiry_interval =
+                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
             }
             found.push(m);
         });
         for name in expired {
-            self.retained.remove(&name);
+            self.remove_retained(&name);
             if let Some(store) = &self.store {
                 let _ = store.send(StoreOp::ClearRetained(name));
             }
@@ -1341,7 +1399,8 @@ impl State {
 
     // ----- timers -----------------------------------------------------------------------------
 
-    /// Runs the session timers due at `now`.
+    /// Runs the session timers due at `now`, and removes the retained
+    /// messages that expired.
     pub(crate) fn timeouts(&mut self, now: Instant) {
         while let Some(&(at, s)) = self.deadlines.first() {
             if at > now {
@@ -1355,6 +1414,7 @@ impl State {
             slot.session.handle_timeout(now);
             self.drive(now, s, false);
         }
+        self.purge_retained(now);
         self.flush_touched(now);
         // Wills are not held back.
         self.pressure.clear();

@@ -722,6 +722,25 @@ async fn message_expiry_retained_v5() {
     old.expect_nothing().await;
 }
 
+/// `$SYS/broker/retained messages/count` (and `Stats::retained`) used to
+/// count retained messages that have expired; they also stayed in memory
+/// (and in the store) until some SUBSCRIBE happened to match them.
+#[tokio::test]
+async fn expired_retained_messages_still_counted() {
+    let (broker, addr) = start(config()).await;
+    let mut publisher = Client::connect(addr, V5, "rex-pub", true).await;
+    publisher
+        .publish_packet(with_expiry("rex/t", "r", QoS::AtLeastOnce, true, 1))
+        .await;
+    assert_eq!(broker.stats().retained, 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        broker.stats().retained,
+        0,
+        "an expired retained message is still counted"
+    );
+}
+
 /// Messages queued for an absent persistent subscriber expire too; the
 /// others are delivered with the interval decremented.
 #[tokio::test]
