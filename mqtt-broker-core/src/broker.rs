@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use mqtt_codec::{QoS, SubscriptionOptions};
@@ -147,7 +147,7 @@ impl BrokerBuilder {
             let stored = store.load().await?;
             let now = Instant::now();
             state.restore(now, stored.sessions);
-            state.restore_retained(now, stored.retained);
+            state.restore_retained(now, SystemTime::now(), stored.retained);
         }
         let mut listeners = Vec::new();
         for addr in &self.config.listeners {

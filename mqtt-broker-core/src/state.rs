@@ -22,7 +22,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::{
@@ -383,9 +383,40 @@ impl State {
         }
     }
 
-    pub(crate) fn restore_retained(&mut self, now: Instant, messages: Vec<Message>) {
-        for message in messages {
-            self.set_retained(Retained::new(message, now));
+    /// Restores retained messages from the store at `now` (`wall`, on the
+    /// wall clock), each stored at the wall-clock time beside it: what is
+    /// left of its Message Expiry Interval counts from `now`, and one whose
+    /// interval has passed is dropped (and cleared from the store)
+    /// [MQTT-3.3.2-5]. A time after `wall` (the clock was set back) counts
+    /// as stored just now.
+    pub(crate) fn restore_retained(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        messages: Vec<(Message, SystemTime)>,
+    ) {
+        for (message, stored_at) in messages {
+            let age = wall.duration_since(stored_at).unwrap_or(Duration::ZERO);
+            let r = match message.properties.message_expiry_interval {
+                None => Retained {
+                    message,
+                    deadline: None,
+                },
+                Some(secs) => {
+                    let left = Duration::from_secs(u64::from(secs)).saturating_sub(age);
+                    if left.is_zero() {
+                        if let Some(store) = &self.store {
+                            let _ = store.send(StoreOp::ClearRetained(message.topic));
+                        }
+                        continue;
+                    }
+                    Retained {
+                        deadline: now.checked_add(left),
+                        message,
+                    }
+                }
+            };
+            self.set_retained(r);
         }
     }
 
@@ -1222,7 +1253,11 @@ impl State {
             kept.properties.compact();
         }
         if let Some(store) = &self.store {
-            let _ = store.send(StoreOp::SetRetained(Box::new(kept.clone())));
+            // Its expiry counts from here across restarts (see `Store`).
+            let _ = store.send(StoreOp::SetRetained(
+                Box::new(kept.clone()),
+                SystemTime::now(),
+            ));
         }
         self.set_retained(Retained::new(kept, now));
     }
@@ -1537,6 +1572,70 @@ mod sizes {
         assert!(size_of::<super::ConnSlot>() <= 104);
         assert!(size_of::<mqtt_session::Message>() <= 80);
         assert!(size_of::<mqtt_codec::Packet>() <= 88);
+    }
+}
+
+#[cfg(test)]
+mod retained_expiry {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use mqtt_codec::QoS;
+    use mqtt_session::Message;
+
+    use super::State;
+    use crate::config::Config;
+    use crate::stats::Counters;
+
+    fn retained(topic: &'static str, expiry: Option<u32>) -> Message {
+        let mut m = Message::new(
+            mqtt_topic::TopicName::from_static(topic).unwrap(),
+            "x",
+            QoS::AtLeastOnce,
+            true,
+        );
+        m.properties.to_mut().message_expiry_interval = expiry;
+        m
+    }
+
+    /// [MQTT-3.3.2-5]: restored retained messages keep what is left of
+    /// their expiry, counted from when they were stored; one whose
+    /// interval passed is dropped, one stored "in the future" (the clock
+    /// was set back) counts as stored now; the timer removes them as they
+    /// expire, and messages without expiry stay.
+    #[test]
+    fn restored_retained_messages_expire_from_when_they_were_stored() {
+        let cfg = Config::default();
+        let mut st = State::new(
+            cfg.session_config(),
+            cfg.max_pending_bytes,
+            false,
+            Arc::new(Counters::new()),
+            None,
+        );
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let ago = |secs| wall - Duration::from_secs(secs);
+        st.restore_retained(
+            now,
+            wall,
+            vec![
+                (retained("gone", Some(10)), ago(10)),
+                (retained("left-5", Some(10)), ago(5)),
+                (retained("future", Some(10)), wall + Duration::from_secs(60)),
+                (retained("forever", None), ago(1_000_000)),
+            ],
+        );
+        assert_eq!(st.retained.len(), 3);
+        assert!(st.retained.get("gone").is_none());
+        st.timeouts(now + Duration::from_secs(5));
+        assert!(st.retained.get("left-5").is_none());
+        assert_eq!(st.retained.len(), 2);
+        st.timeouts(now + Duration::from_secs(10));
+        assert_eq!(st.retained.len(), 1);
+        assert!(st.retained.get("forever").is_some());
+        assert!(st.retained_expiry.is_empty());
     }
 }
 

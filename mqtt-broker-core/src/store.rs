@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use mqtt_session::{Message, SessionState};
@@ -14,8 +15,11 @@ use mqtt_topic::TopicName;
 pub struct Stored {
     /// Persistent sessions by client identifier.
     pub sessions: Vec<(String, SessionState)>,
-    /// Retained messages (RETAIN set).
-    pub retained: Vec<Message>,
+    /// Retained messages (RETAIN set), each with the wall-clock time it was
+    /// stored ([`Store::set_retained`]): a Message Expiry Interval counts
+    /// from it, so that the broker sends what is left of it after a restart
+    /// and drops a message whose interval passed meanwhile \[MQTT-3.3.2-5\].
+    pub retained: Vec<(Message, SystemTime)>,
 }
 
 /// Where sessions and retained messages are kept across broker restarts.
@@ -34,8 +38,21 @@ pub struct Stored {
 /// Messages queued for an offline client between two snapshots reach the
 /// store with the next snapshot; a store that must survive a crash without
 /// losing them needs the broker to report each one, which it does not do
-/// yet. [`SessionState`] holds [`std::time::Instant`]s: a store that
-/// outlives the process must re-base them.
+/// yet.
+///
+/// Time: a retained message comes with the wall-clock time it was stored,
+/// which the store keeps and hands back ([`Stored::retained`]); its
+/// Message Expiry Interval counts from it across restarts. A
+/// [`SessionState`] holds [`std::time::Instant`]s (when each queued or
+/// inflight message was handed over, from which its Message Expiry
+/// Interval counts): they mean something only in the process that made
+/// them. A store in the process, like [`MemoryStore`], hands them back
+/// unchanged, and they stay right across a broker built again. A
+/// `SessionState` cannot be taken apart and rebuilt outside this crate
+/// family yet, so a store that outlives the process cannot keep sessions;
+/// when it can, it will have to re-base those instants. A restored
+/// session's Session Expiry Interval counts from the restart
+/// ([`ServerSession::restore`](mqtt_session::ServerSession::restore)).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, read once when the broker starts.
@@ -44,8 +61,11 @@ pub trait Store: Send + Sync + 'static {
     async fn save_session(&self, client_id: &str, state: &SessionState) -> io::Result<()>;
     /// Forgets the session of `client_id`.
     async fn remove_session(&self, client_id: &str) -> io::Result<()>;
-    /// Sets the retained message of `message.topic`.
-    async fn set_retained(&self, message: &Message) -> io::Result<()>;
+    /// Sets the retained message of `message.topic`, stored at `stored_at`
+    /// (wall-clock): keep both, and hand them back in [`Stored::retained`].
+    /// The message's Message Expiry Interval is the one it was published
+    /// with, counting from `stored_at`.
+    async fn set_retained(&self, message: &Message, stored_at: SystemTime) -> io::Result<()>;
     /// Clears the retained message of `topic`.
     async fn clear_retained(&self, topic: &TopicName) -> io::Result<()>;
 }
@@ -61,7 +81,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     sessions: HashMap<String, SessionState>,
-    retained: HashMap<TopicName, Message>,
+    retained: HashMap<TopicName, (Message, SystemTime)>,
 }
 
 impl MemoryStore {
@@ -109,8 +129,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn set_retained(&self, message: &Message) -> io::Result<()> {
-        self.with(|i| i.retained.insert(message.topic.clone(), message.clone()));
+    async fn set_retained(&self, message: &Message, stored_at: SystemTime) -> io::Result<()> {
+        self.with(|i| {
+            i.retained
+                .insert(message.topic.clone(), (message.clone(), stored_at))
+        });
         Ok(())
     }
 
@@ -125,7 +148,7 @@ impl Store for MemoryStore {
 pub(crate) enum StoreOp {
     SaveSession(String, Box<SessionState>),
     RemoveSession(String),
-    SetRetained(Box<Message>),
+    SetRetained(Box<Message>, SystemTime),
     ClearRetained(TopicName),
 }
 
@@ -138,7 +161,7 @@ pub(crate) async fn writer(
         let r = match &op {
             StoreOp::SaveSession(id, state) => store.save_session(id, state).await,
             StoreOp::RemoveSession(id) => store.remove_session(id).await,
-            StoreOp::SetRetained(m) => store.set_retained(m).await,
+            StoreOp::SetRetained(m, at) => store.set_retained(m, *at).await,
             StoreOp::ClearRetained(t) => store.clear_retained(t).await,
         };
         if let Err(e) = r {

@@ -687,6 +687,49 @@ async fn live_session_saved_at_shutdown() {
     c.expect_nothing().await;
 }
 
+/// [MQTT-3.3.2-5]: a retained message whose Message Expiry Interval has
+/// passed is no longer delivered. Across a restart with a store the
+/// broker used to restore retained messages with their expiry counted again
+/// from the restart (`restore_retained` used `since: now`, and `Store` got
+/// no time to re-base with), so an expired retained message came back to
+/// life, with a fresh Message Expiry Interval.
+#[tokio::test]
+async fn retained_expiry_restarts_after_restore_from_store() {
+    let store = Arc::new(MemoryStore::new());
+    let broker = Broker::builder()
+        .config(common::config())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let mut publisher = Raw::connect(addr, V5, "rr-pub", true).await;
+    let mut p = common::publish_packet("rr/t", "old", QoS::AtLeastOnce, true);
+    p.properties.to_mut().message_expiry_interval = Some(2);
+    publisher.publish_packet(p).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    drop(publisher);
+    broker.shutdown().await;
+
+    let broker = Broker::builder()
+        .config(common::config())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    // 2.4 s after it was published with a 2 s expiry.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut sub = Raw::connect(addr, V5, "rr-sub", true).await;
+    sub.subscribe("rr/#", QoS::AtLeastOnce).await;
+    let got = sub.ping().await;
+    assert!(
+        got.is_empty(),
+        "an expired retained message was delivered after a restart: {got:?}"
+    );
+    broker.shutdown().await;
+}
+
 /// The client identifiers of the sessions in `store`.
 async fn stored_ids(store: &MemoryStore) -> Vec<String> {
     let mut ids: Vec<String> = Store::load(store)
