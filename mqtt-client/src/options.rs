@@ -434,14 +434,15 @@ impl ClientOptions {
     }
 
     /// Time allowed for the transport to connect and for CONNACK to arrive.
-    /// Default: 30 s.
+    /// `Duration::MAX` (or any time past what an `Instant` holds) waits
+    /// without limit. Default: 30 s.
     pub fn connect_timeout(&mut self, d: Duration) -> &mut Self {
         self.connect_timeout = d;
         self
     }
 
-    /// Time allowed for PINGRESP before the connection is declared dead.
-    /// Default: 10 s.
+    /// Time allowed for PINGRESP before the connection is declared dead
+    /// (`Duration::MAX`: without limit). Default: 10 s.
     pub fn ping_timeout(&mut self, d: Duration) -> &mut Self {
         self.ping_timeout = d;
         self

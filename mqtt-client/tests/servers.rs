@@ -708,6 +708,32 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
     server.await.unwrap();
 }
 
+/// `connect_timeout(Duration::MAX)` (a natural "no timeout") used to panic
+/// the connection task (`Instant + Duration` overflow in the session's
+/// `connect`): `connect` failed with the misleading "connection closed by
+/// the client". (`ping_timeout(Duration::MAX)` had the same overflow, on
+/// the first PINGREQ.) A deadline past what `Instant` holds is now no
+/// deadline.
+#[tokio::test]
+async fn huge_connect_timeout_does_not_kill_the_client() {
+    let broker = Server::start(Kind::Ours).await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.client_id("max-timeouts")
+        .connect_timeout(Duration::MAX)
+        .ping_timeout(Duration::MAX)
+        .keep_alive(1);
+    let r = timeout(Duration::from_secs(5), Client::connect(o))
+        .await
+        .expect("connect resolves");
+    let c = r.unwrap_or_else(|e| panic!("connect with connect_timeout(Duration::MAX): {e}"));
+    // A PINGREQ goes out after 1 s, arming the PINGRESP deadline.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.publish("t", "alive", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+}
+
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
 /// and `broker::<scenario>` (ours). Attributes written before a scenario's
 /// name apply to its `broker::` case only (for example an ignore attribute

@@ -34,9 +34,11 @@ pub struct ClientConfig {
     /// Keep Alive in seconds; 0 disables it. Default: 60.
     pub keep_alive: u16,
     /// How long to wait for PINGRESP before declaring the connection dead.
-    /// Default: 10 s.
+    /// A time past what an [`Instant`] holds (`Duration::MAX`) is no
+    /// deadline. Default: 10 s.
     pub ping_timeout: Duration,
-    /// How long to wait for CONNACK. Default: 30 s.
+    /// How long to wait for CONNACK. A time past what an [`Instant`] holds
+    /// (`Duration::MAX`) is no deadline. Default: 30 s.
     pub connect_timeout: Duration,
     /// Session Expiry Interval (5.0) in seconds. Default: 0.
     pub session_expiry_interval: u32,
@@ -248,7 +250,7 @@ impl ClientSession {
         self.core.send(now, connect);
         self.core
             .timers
-            .set(Timer::Connect, now + c.connect_timeout);
+            .set_after(Timer::Connect, now, c.connect_timeout);
         self.phase = Phase::Connecting;
         Ok(())
     }
@@ -511,12 +513,9 @@ impl ClientSession {
         });
         self.core.ping_interval =
             (self.keep_alive > 0).then(|| Duration::from_secs(u64::from(self.keep_alive)));
-        self.core.timers.set(
-            Timer::KeepAlive,
-            now + self.core.ping_interval.unwrap_or_default(),
-        );
-        if self.keep_alive == 0 {
-            self.core.timers.stop(Timer::KeepAlive);
+        match self.core.ping_interval {
+            Some(interval) => self.core.timers.set_after(Timer::KeepAlive, now, interval),
+            None => self.core.timers.stop(Timer::KeepAlive),
         }
         self.core.resume(now);
         Ok(())
@@ -592,7 +591,7 @@ impl ClientSession {
             if self.core.timers.get(Timer::PingResp).is_none() {
                 self.core
                     .timers
-                    .set(Timer::PingResp, now + self.config.ping_timeout);
+                    .set_after(Timer::PingResp, now, self.config.ping_timeout);
             }
         }
     }
