@@ -708,6 +708,58 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
     server.await.unwrap();
 }
 
+/// [MQTT-3.2.2-15]: "The Client MUST NOT send packets exceeding Maximum
+/// Packet Size to the Server". The session used to check PUBLISH only: a
+/// SUBSCRIBE larger than the server's CONNACK Maximum Packet Size was sent,
+/// the server closed the connection (0x95), the client reconnected and sent
+/// it again, forever; `subscribe` never resolved. It is now refused with
+/// `UsageError::PacketTooLarge`, and the connection stays up.
+#[tokio::test]
+async fn subscribe_larger_than_server_maximum_packet_size() {
+    let broker = Server::with_config(Kind::Ours, "", |c| {
+        c.max_packet_size = NonZeroU32::new(128).unwrap();
+    })
+    .await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.protocol(ProtocolVersion::V5)
+        .client_id("big-subscribe")
+        .reconnect(
+            ReconnectOptions::default()
+                .delays(Duration::from_millis(10), Duration::from_millis(50)),
+        );
+    let mut b = Client::builder(o);
+    let mut events = b.events();
+    let c = b.connect().await.unwrap();
+    let filter = format!("a/{}", "x".repeat(300));
+    let r = timeout(
+        Duration::from_secs(3),
+        c.subscribe(filter.as_str(), SubscriptionOptions::new(QoS::AtMostOnce)),
+    )
+    .await;
+    let mut disconnects = Vec::new();
+    while let Ok(Some(e)) = timeout(Duration::from_millis(10), events.recv()).await {
+        if let Event::Disconnected { error, .. } = e {
+            disconnects.push(error.to_string());
+        }
+    }
+    assert!(
+        matches!(
+            r,
+            Ok(Err(ClientError::Usage(
+                mqtt_session::UsageError::PacketTooLarge { max: 128, .. }
+            )))
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.is_ok() && disconnects.is_empty(),
+        "an oversized SUBSCRIBE was sent: subscribe resolved: {}, {} disconnections, first: {:?}",
+        r.is_ok(),
+        disconnects.len(),
+        disconnects.first()
+    );
+}
+
 /// `connect_timeout(Duration::MAX)` (a natural "no timeout") used to panic
 /// the connection task (`Instant + Duration` overflow in the session's
 /// `connect`): `connect` failed with the misleading "connection closed by

@@ -281,8 +281,9 @@ impl ClientSession {
     ///
     /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
     /// [`UsageError::NotSupported`] (what the server's CONNACK ruled out),
-    /// [`UsageError::NoLocalOnSharedSubscription`] or
-    /// [`UsageError::PacketIdsExhausted`].
+    /// [`UsageError::NoLocalOnSharedSubscription`],
+    /// [`UsageError::PacketTooLarge`] (over the server's Maximum Packet
+    /// Size) or [`UsageError::PacketIdsExhausted`].
     pub fn subscribe(
         &mut self,
         now: Instant,
@@ -309,9 +310,10 @@ impl ClientSession {
         if !self.subscription_ids && subscription_id.is_some() {
             return Err(UsageError::NotSupported("subscription identifiers"));
         }
-        let pid = self.core.reserve_pid()?;
+        // The identifier is set once reserved: its value does not change
+        // the size checked first.
         let mut sub = Subscribe {
-            packet_id: pid,
+            packet_id: PacketId::MIN,
             filters: filters
                 .iter()
                 .map(|(f, options)| SubscribeFilter {
@@ -324,7 +326,13 @@ impl ClientSession {
         if subscription_id.is_some() {
             sub.properties.to_mut().subscription_identifier = subscription_id;
         }
-        self.core.send(now, sub);
+        let mut packet = Packet::Subscribe(sub);
+        self.check_size(&packet)?;
+        let pid = self.core.reserve_pid()?;
+        if let Packet::Subscribe(sub) = &mut packet {
+            sub.packet_id = pid;
+        }
+        self.core.send(now, packet);
         self.control
             .insert(pid, Control::Subscribe(filters, subscription_id));
         Ok(pid)
@@ -334,7 +342,8 @@ impl ClientSession {
     ///
     /// # Errors
     ///
-    /// As [`subscribe`](Self::subscribe).
+    /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
+    /// [`UsageError::PacketTooLarge`] or [`UsageError::PacketIdsExhausted`].
     pub fn unsubscribe(
         &mut self,
         now: Instant,
@@ -346,14 +355,43 @@ impl ClientSession {
         if filters.is_empty() {
             return Err(UsageError::NoTopicFilters);
         }
-        let pid = self.core.reserve_pid()?;
         let list = filters
             .iter()
             .map(|f| to_utf8(f.clone().into_bytes()))
             .collect();
-        self.core.send(now, Unsubscribe::new(pid, list));
+        // As in `subscribe`: the identifier is set once the size is known
+        // to fit.
+        let mut packet = Packet::Unsubscribe(Unsubscribe::new(PacketId::MIN, list));
+        self.check_size(&packet)?;
+        let pid = self.core.reserve_pid()?;
+        if let Packet::Unsubscribe(u) = &mut packet {
+            u.packet_id = pid;
+        }
+        self.core.send(now, packet);
         self.control.insert(pid, Control::Unsubscribe(filters));
         Ok(pid)
+    }
+
+    /// Refuses a SUBSCRIBE or UNSUBSCRIBE larger than the server's Maximum
+    /// Packet Size: "The Client MUST NOT send packets exceeding Maximum
+    /// Packet Size to the Server" \[MQTT-3.2.2-15\]. A PUBLISH is checked
+    /// when it is built, and dropped as if sent (\[MQTT-3.1.2-25\]); a
+    /// SUBSCRIBE or UNSUBSCRIBE is refused to the caller instead, since
+    /// sent it would only make the server close the connection (0x95
+    /// Packet too large), and the client send it again after every
+    /// reconnection.
+    fn check_size(&self, packet: &Packet) -> Result<(), UsageError> {
+        let Some(max) = self.core.link.as_ref().and_then(|l| l.peer_max_packet) else {
+            return Ok(());
+        };
+        match packet.encoded_len(self.config.protocol) {
+            Ok(size) if size > max.get() as usize => Err(UsageError::PacketTooLarge {
+                size,
+                max: max.get(),
+            }),
+            // An encoding error is left to the encoder, which reports it.
+            _ => Ok(()),
+        }
     }
 
     /// Acknowledges a message delivered with an `ack` identifier (manual
