@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mqtt_codec::{
-    Decoder, Encoder, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions,
+    Decoder, Encoder, Packet, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions,
 };
 use mqtt_session::{
     ClientConfig, ClientSession, CloseReason, DropReason, Event as SessionEvent, MessageId,
@@ -119,6 +119,20 @@ pub(crate) struct Driver {
     lost: IdMap<PendingPublish>,
     /// QoS 0 messages encoded, completed once written this far.
     written_waiters: VecDeque<(u64, MessageId)>,
+    /// The QoS 0 PUBLISH packets taken from the session and not yet
+    /// matched with their `Delivered` event, in order: where the packet
+    /// ends in the written stream, or why it was not encoded.
+    ///
+    /// The session reports a QoS 0 message `Delivered` as it queues its
+    /// PUBLISH, one event per packet and in the same order, but the driver
+    /// may see the event before the packet is encoded, or never encode it
+    /// (the connection ended first, or the encoder refused it). Pairing
+    /// the two in order resolves `publish` once its bytes are written, and
+    /// otherwise with an error, never against bytes written earlier.
+    q0_sent: VecDeque<Result<u64, ClientError>>,
+    /// QoS 0 messages reported `Delivered` whose PUBLISH the driver has not
+    /// taken from the session yet (see `q0_sent`).
+    q0_delivered: VecDeque<MessageId>,
     encoded_total: u64,
     written_total: u64,
     subs_inflight: HashMap<PacketId, Op>,
@@ -167,6 +181,8 @@ impl Driver {
             pending: IdMap::default(),
             lost: IdMap::default(),
             written_waiters: VecDeque::new(),
+            q0_sent: VecDeque::new(),
+            q0_delivered: VecDeque::new(),
             encoded_total: 0,
             written_total: 0,
             subs_inflight: HashMap::new(),
@@ -524,16 +540,44 @@ impl Driver {
     /// events, until both are drained.
     fn pump(&mut self, now: Instant, c: &mut Conn) {
         loop {
-            while let Some(p) = self.session.poll_transmit() {
+            while c.end.is_none() {
+                let Some(p) = self.session.poll_transmit() else {
+                    break;
+                };
+                let q0 = matches!(&p, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
                 match c.encoder.encode(&p, &mut c.wbuf) {
-                    Ok(n) => self.encoded_total += n as u64,
+                    Ok(n) => {
+                        self.encoded_total += n as u64;
+                        if q0 {
+                            self.q0_sent.push_back(Ok(self.encoded_total));
+                        }
+                    }
                     Err(e) => {
                         tracing::error!("cannot encode {}: {e}", p.packet_type());
+                        if q0 {
+                            self.q0_sent.push_back(Err(ClientError::Encode(e)));
+                        }
                     }
                 }
             }
+            self.match_q0();
             if !self.pump_events(now) {
                 return;
+            }
+        }
+    }
+
+    /// Pairs QoS 0 PUBLISH packets with their `Delivered` events (see
+    /// `q0_sent`): an encoded one completes once written, the others fail.
+    fn match_q0(&mut self) {
+        while !self.q0_sent.is_empty() && !self.q0_delivered.is_empty() {
+            let (Some(sent), Some(id)) = (self.q0_sent.pop_front(), self.q0_delivered.pop_front())
+            else {
+                break;
+            };
+            match sent {
+                Ok(at) => self.written_waiters.push_back((at, id)),
+                Err(e) => self.finish(id, Err(e)),
             }
         }
     }
@@ -562,7 +606,9 @@ impl Driver {
             SessionEvent::Delivered { id, reason } => {
                 if let Some(p) = self.pending.get(&id) {
                     if p.qos == QoS::AtMostOnce {
-                        self.written_waiters.push_back((self.encoded_total, id));
+                        // Written, or not, with its PUBLISH (see `q0_sent`).
+                        self.q0_delivered.push_back(id);
+                        self.match_q0();
                         return;
                     }
                 }
@@ -763,8 +809,19 @@ impl Driver {
         self.shared.connected.store(false, Ordering::Relaxed);
         let now = Instant::now();
         self.session.connection_lost(now);
-        while self.session.poll_transmit().is_some() {}
+        while let Some(p) = self.session.poll_transmit() {
+            if matches!(&p, Packet::Publish(p) if p.qos == QoS::AtMostOnce) {
+                self.q0_sent.push_back(Err(ClientError::ConnectionLost));
+            }
+        }
         self.pump_events(now);
+        self.match_q0();
+        // Unpaired (which the session's one event per packet rules out):
+        // not written either.
+        self.q0_sent.clear();
+        while let Some(id) = self.q0_delivered.pop_front() {
+            self.finish(id, Err(ClientError::ConnectionLost));
+        }
         // QoS 0 messages encoded but not written are lost.
         while let Some((_, id)) = self.written_waiters.pop_front() {
             self.finish(id, Err(ClientError::ConnectionLost));

@@ -11,19 +11,26 @@
 //! Each scenario is an `async fn(Kind)`; [`per_server!`] makes one test per
 //! scenario and server, `mosquitto::<scenario>` and `broker::<scenario>`.
 //! Where the two brokers legitimately differ, the scenario says what each
-//! one does.
+//! one does. A few tests need only our broker, and a few a scripted server
+//! (over TCP, or over an in-memory pipe for a server that stops reading).
 
 mod common;
 
+use std::io;
 use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::{Kind, Proxy, Server};
+use mqtt_client::transport::{BoxFuture, Connector};
 use mqtt_client::{
     Client, ClientError, ClientOptions, Event, Message, ProtocolVersion, QoS, ReasonCode,
     ReconnectOptions, Subscription, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
+use mqtt_codec::{Decoder, Packet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const VERSIONS: [ProtocolVersion; 3] = [
@@ -630,9 +637,6 @@ async fn connection_errors_are_reported(kind: Kind) {
 /// A scripted server makes it happen every time.
 #[tokio::test]
 async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
-    use bytes::BytesMut;
-    use mqtt_codec::{Decoder, Packet};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     async fn read(s: &mut TcpStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
@@ -784,6 +788,82 @@ async fn huge_connect_timeout_does_not_kill_the_client() {
         .await
         .unwrap();
     c.disconnect().await.unwrap();
+}
+
+// ----- scripted servers over an in-memory pipe ------------------------------
+
+/// A connector over an in-memory pipe with a small buffer; the test plays
+/// the server on the other end.
+struct Pipe(Mutex<Option<mpsc::UnboundedSender<DuplexStream>>>);
+
+impl Connector for Pipe {
+    type Io = DuplexStream;
+    fn connect(&self) -> BoxFuture<'_, io::Result<DuplexStream>> {
+        let (client, server) = tokio::io::duplex(1024);
+        if let Some(tx) = self.0.lock().unwrap().as_ref() {
+            let _ = tx.send(server);
+        }
+        Box::pin(async move { Ok(client) })
+    }
+}
+
+async fn read_packet(s: &mut DuplexStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
+    loop {
+        if let Some(p) = d.decode(buf).unwrap() {
+            return p;
+        }
+        let n = timeout(Duration::from_secs(5), s.read_buf(buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the client closed the connection");
+    }
+}
+
+/// `publish` at QoS 0 "resolves ... once written", and
+/// `ClientError::ConnectionLost` is documented for "a QoS 0 message [that]
+/// had been encoded but the connection broke before it was written". When
+/// the publish command and the end of the connection are seen in the same
+/// round of the driver, the session reports the message Delivered, and the
+/// driver (connection already ended) used to handle the event without
+/// encoding the packet and complete it against bytes written earlier:
+/// `Ok(Success)` for a message that never reached the transport. It now
+/// fails with `ConnectionLost`.
+#[tokio::test]
+async fn qos0_publish_on_a_closed_connection_is_not_reported_written() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(ProtocolVersion::V5)
+        .client_id("qos0-closed")
+        .reconnect(ReconnectOptions::disabled())
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let (back_tx, back_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let mut s = rx.recv().await.unwrap();
+        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
+        assert!(matches!(
+            read_packet(&mut s, &mut d, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        let _ = back_tx.send(s);
+    });
+    let c = Client::connect(o).await.unwrap();
+    let s = back_rx.await.unwrap();
+    server.await.unwrap();
+    // The server goes away; before the driver notices, a QoS 0 publish.
+    drop(s);
+    let r = timeout(
+        Duration::from_secs(5),
+        c.publish("t", "never written", QoS::AtMostOnce, false),
+    )
+    .await
+    .expect("resolves");
+    assert_eq!(
+        r,
+        Err(ClientError::ConnectionLost),
+        "a QoS 0 message that was never written"
+    );
 }
 
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
