@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mqtt_codec::{
-    Decoder, Encoder, Packet, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions,
+    Decoder, EncodeError, Encoder, Packet, PacketId, QoS, ReasonCode, SubscriptionId,
+    SubscriptionOptions,
 };
 use mqtt_session::{
     ClientConfig, ClientSession, CloseReason, DropReason, Event as SessionEvent, MessageId,
@@ -554,9 +555,7 @@ impl Driver {
                     }
                     Err(e) => {
                         tracing::error!("cannot encode {}: {e}", p.packet_type());
-                        if q0 {
-                            self.q0_sent.push_back(Err(ClientError::Encode(e)));
-                        }
+                        self.not_encoded(p, e, c);
                     }
                 }
             }
@@ -564,6 +563,50 @@ impl Driver {
             if !self.pump_events(now) {
                 return;
             }
+        }
+    }
+
+    /// The encoder refused a packet the session produced (which the
+    /// session's own checks should prevent): whoever waits for its answer
+    /// gets the error instead of waiting forever.
+    ///
+    /// A SUBSCRIBE or UNSUBSCRIBE fails its request (and is not sent again
+    /// after a reconnection; its packet identifier is freed with the
+    /// connection), a QoS 0 PUBLISH its `publish`. Any other packet (a
+    /// QoS 1/2 PUBLISH, an acknowledgement, CONNECT...) belongs to a flow
+    /// the session would wait on in vain: the connection ends with
+    /// [`ConnectionError::Encode`].
+    fn not_encoded(&mut self, p: Packet, e: EncodeError, c: &mut Conn) {
+        match p {
+            Packet::Publish(p) if p.qos == QoS::AtMostOnce => {
+                self.q0_sent.push_back(Err(ClientError::Encode(e)));
+            }
+            Packet::Subscribe(s) => match self.subs_inflight.remove(&s.packet_id) {
+                Some(Op::Sub(op, route, _)) => {
+                    self.router.remove_route(route);
+                    let _ = op.done.send(Err(ClientError::Encode(e)));
+                }
+                Some(Op::Resub(filters, _)) => {
+                    for (f, _) in &filters {
+                        tracing::warn!("cannot subscribe again to {f}: {e}");
+                        self.router.remove_filter(f);
+                    }
+                }
+                Some(op) => {
+                    self.subs_inflight.insert(s.packet_id, op);
+                }
+                None => {}
+            },
+            Packet::Unsubscribe(u) => match self.subs_inflight.remove(&u.packet_id) {
+                Some(Op::Unsub(op)) => {
+                    let _ = op.done.send(Err(ClientError::Encode(e)));
+                }
+                Some(op) => {
+                    self.subs_inflight.insert(u.packet_id, op);
+                }
+                None => {}
+            },
+            _ => c.end = Some(ConnectionError::Encode(e)),
         }
     }
 

@@ -40,6 +40,11 @@ pub enum ConnectionError {
     /// handle dropped).
     #[error("connection closed by the client")]
     ClosedLocally,
+    /// A packet the session produced could not be encoded (the session
+    /// checks what it sends, so this is a bug): the connection is closed
+    /// rather than left waiting for the answer to a packet never sent.
+    #[error("cannot encode a packet: {0}")]
+    Encode(EncodeError),
 }
 
 impl From<io::Error> for ConnectionError {

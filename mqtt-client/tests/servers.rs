@@ -712,6 +712,31 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
     server.await.unwrap();
 }
 
+/// MQTT 3.1.1 has no No Local option. `subscribe` used to accept it: the
+/// session handed the driver a SUBSCRIBE, the encoder refused it
+/// (NotInVersion), the driver logged "cannot encode" and dropped the
+/// packet: SUBACK never came and `subscribe` never resolved. The session
+/// now refuses it with `UsageError::RequiresV5`.
+#[tokio::test]
+async fn v311_subscribe_with_v5_only_option_must_not_hang() {
+    let broker = Server::start(Kind::Ours).await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.protocol(ProtocolVersion::V3_1_1)
+        .client_id("v311-no-local");
+    let c = Client::connect(o).await.unwrap();
+    let mut opts = SubscriptionOptions::new(QoS::AtLeastOnce);
+    opts.no_local = true;
+    let r = timeout(Duration::from_secs(3), c.subscribe("a/b", opts)).await;
+    let r = r.expect("subscribe with No Local on MQTT 3.1.1 hangs forever (expected an error)");
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Usage(mqtt_session::UsageError::RequiresV5(_)))
+        ),
+        "{r:?}"
+    );
+}
+
 /// [MQTT-3.2.2-15]: "The Client MUST NOT send packets exceeding Maximum
 /// Packet Size to the Server". The session used to check PUBLISH only: a
 /// SUBSCRIBE larger than the server's CONNACK Maximum Packet Size was sent,

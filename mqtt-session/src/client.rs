@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_codec::{
     Auth, ConnAck, Connect, ConnectProperties, DecodeError, Disconnect, Packet, PacketId,
-    PacketType, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
-    SubscriptionId, SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
+    PacketType, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscribeFilter, SubscriptionId, SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
 };
 use mqtt_topic::TopicFilter;
 
@@ -280,7 +280,9 @@ impl ClientSession {
     /// # Errors
     ///
     /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
-    /// [`UsageError::NotSupported`] (what the server's CONNACK ruled out),
+    /// [`UsageError::RequiresV5`] (an MQTT 5.0 option or a Subscription
+    /// Identifier at 3.1 or 3.1.1), [`UsageError::NotSupported`] (what the
+    /// server's CONNACK ruled out),
     /// [`UsageError::NoLocalOnSharedSubscription`],
     /// [`UsageError::PacketTooLarge`] (over the server's Maximum Packet
     /// Size) or [`UsageError::PacketIdsExhausted`].
@@ -295,6 +297,25 @@ impl ClientSession {
         }
         if filters.is_empty() {
             return Err(UsageError::NoTopicFilters);
+        }
+        if !self.config.protocol.is_v5() {
+            // Refused here rather than handed to the encoder, which cannot
+            // express them at 3.1/3.1.1 (the SUBSCRIBE would never be sent,
+            // so never answered).
+            if subscription_id.is_some() {
+                return Err(UsageError::RequiresV5("a Subscription Identifier"));
+            }
+            for (_, o) in &filters {
+                if o.no_local {
+                    return Err(UsageError::RequiresV5("No Local"));
+                }
+                if o.retain_as_published {
+                    return Err(UsageError::RequiresV5("Retain As Published"));
+                }
+                if o.retain_handling != RetainHandling::SendOnSubscribe {
+                    return Err(UsageError::RequiresV5("a Retain Handling other than 0"));
+                }
+            }
         }
         // Honour the server's CONNACK capabilities instead of sending what
         // it announced it would refuse.
