@@ -29,6 +29,7 @@ use mqtt_codec::{
 };
 use mqtt_session::{
     ClientConfig, ClientSession, CloseReason, DropReason, Event as SessionEvent, MessageId,
+    ProtocolError,
 };
 use mqtt_topic::TopicFilter;
 use tokio::io::AsyncWrite;
@@ -48,6 +49,12 @@ const COMMAND_BATCH: usize = 1024;
 const MAX_ROUNDS: usize = 32;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
+/// Longest time a connection the session closed is kept without a byte
+/// written, for what is still to be written (a DISCONNECT, messages before
+/// it). The ping timeout is the time this client gives a silent server;
+/// this bounds it so that `disconnect` returns in bounded time even with
+/// `ping_timeout(Duration::MAX)`.
+const MAX_CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 /// Hashes a `MessageId` (already unique) as itself.
 #[derive(Default)]
@@ -102,6 +109,9 @@ struct Conn {
     needs_flush: bool,
     /// Why the connection ended, once it has.
     end: Option<ConnectionError>,
+    /// Once the session closed the connection with bytes still to write:
+    /// when to give up on them (see [`MAX_CLOSE_GRACE`]).
+    linger: Option<Pin<Box<Sleep>>>,
 }
 
 pub(crate) struct Driver {
@@ -421,6 +431,7 @@ impl Driver {
             deadline: None,
             needs_flush: false,
             end: None,
+            linger: None,
         };
         poll_fn(|cx| self.poll_connection(cx, &mut conn)).await
     }
@@ -481,6 +492,7 @@ impl Driver {
             self.release_permits();
 
             // Write.
+            let mut wrote = false;
             while c.end.is_none() && !c.wbuf.is_empty() {
                 match Pin::new(&mut c.io).poll_write(cx, &c.wbuf) {
                     Poll::Ready(Ok(0)) => {
@@ -491,6 +503,7 @@ impl Driver {
                         self.written_total += n as u64;
                         c.needs_flush = true;
                         progress = true;
+                        wrote = true;
                     }
                     Poll::Ready(Err(e)) => c.end = Some(e.into()),
                     Poll::Pending => break,
@@ -515,6 +528,35 @@ impl Driver {
             if let Some(reason) = &self.closing {
                 if c.wbuf.is_empty() && !c.needs_flush {
                     let _ = Pin::new(&mut c.io).poll_shutdown(cx);
+                    return Poll::Ready(reason.clone().into());
+                }
+                if presumed_dead(reason) {
+                    // No PINGRESP (or CONNACK) in time: the server is
+                    // presumed dead (MQTT 5.0 3.1.2.10: the client "SHOULD
+                    // close the Network Connection"), and what is still to
+                    // be written would never be read: the transport goes
+                    // now, whether or not its writes are blocked.
+                    return Poll::Ready(reason.clone().into());
+                }
+                // Bytes still to write (a DISCONNECT, messages before it) get
+                // their time, but not forever: a server that stopped reading
+                // would block the end of the connection, its reconnection
+                // and `disconnect`. The grace restarts whenever bytes go
+                // out, so a slow link still delivers all of it.
+                let grace = self.options.ping_timeout.min(MAX_CLOSE_GRACE);
+                match &mut c.linger {
+                    None => c.linger = Some(Box::pin(tokio::time::sleep(grace))),
+                    Some(s) if wrote => s.as_mut().reset(tokio::time::Instant::now() + grace),
+                    Some(_) => {}
+                }
+                if c.linger
+                    .as_mut()
+                    .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                {
+                    tracing::debug!(
+                        "{} bytes still unwritten {grace:?} after the connection closed: dropped",
+                        c.wbuf.len()
+                    );
                     return Poll::Ready(reason.clone().into());
                 }
             }
@@ -929,4 +971,13 @@ impl Driver {
             let _ = d.send(());
         }
     }
+}
+
+/// Whether the session closed the connection because the server stopped
+/// answering (no PINGRESP, no CONNACK in time): nothing more is written.
+fn presumed_dead(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::ProtocolError(ProtocolError::KeepAliveTimeout | ProtocolError::ConnectTimeout)
+    )
 }

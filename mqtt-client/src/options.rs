@@ -442,7 +442,9 @@ impl ClientOptions {
     }
 
     /// Time allowed for PINGRESP before the connection is declared dead
-    /// (`Duration::MAX`: without limit). Default: 10 s.
+    /// (`Duration::MAX`: without limit). Also how long, at most 30 s, a
+    /// connection that is closing waits for its last bytes to be written
+    /// when the server stops reading them. Default: 10 s.
     pub fn ping_timeout(&mut self, d: Duration) -> &mut Self {
         self.ping_timeout = d;
         self

@@ -845,6 +845,74 @@ async fn read_packet(s: &mut DuplexStream, d: &mut Decoder, buf: &mut BytesMut) 
     }
 }
 
+/// A server that accepts the connection and then stops reading (hung
+/// process, TCP receive window at zero): the client's writes block. Keep
+/// Alive 1 s and a PINGRESP timeout of 1 s must declare the connection dead
+/// within a few seconds (MQTT 5.0 3.1.2.10: "If a Client does not
+/// receive a PINGRESP packet within a reasonable amount of time after it
+/// has sent a PINGREQ, it SHOULD close the Network Connection"). The
+/// session does time out, but the driver used to wait for the write buffer
+/// to drain before ending a connection the session closed, so it waited
+/// forever: no Disconnected event, no reconnection, and `disconnect()`
+/// hung too. A keep-alive timeout now drops the transport at once.
+#[tokio::test]
+async fn ping_timeout_ends_a_connection_whose_writes_are_blocked() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(ProtocolVersion::V5)
+        .client_id("blocked-writes")
+        .keep_alive(1)
+        .ping_timeout(Duration::from_secs(1))
+        .reconnect(ReconnectOptions::disabled())
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let mut b = Client::builder(o);
+    let mut events = b.events();
+    let server = tokio::spawn(async move {
+        let mut s = rx.recv().await.unwrap();
+        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
+        assert!(matches!(
+            read_packet(&mut s, &mut d, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        // Never read again, never close.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(s);
+    });
+    let c = b.connect().await.unwrap();
+    // More than the pipe holds: the write blocks.
+    let d = c
+        .enqueue(mqtt_client::Message::new(
+            "big".parse().unwrap(),
+            vec![0u8; 64 * 1024],
+            QoS::AtMostOnce,
+            false,
+        ))
+        .await
+        .unwrap();
+    let mut closed = None;
+    let ended = timeout(Duration::from_secs(6), async {
+        while let Some(e) = events.recv().await {
+            if let Event::Protocol(mqtt_session::Event::Closed(r)) = &e {
+                closed = Some(format!("{r:?}"));
+            }
+            if matches!(e, Event::Disconnected { .. } | Event::Stopped) {
+                return;
+            }
+        }
+    })
+    .await;
+    let disconnect = timeout(Duration::from_secs(2), c.disconnect()).await;
+    server.abort();
+    drop(d);
+    assert!(
+        ended.is_ok() && disconnect.is_ok(),
+        "no PINGRESP for 5 s past the timeout: connection declared dead: {}, disconnect() returned: {}; session closed with {closed:?}",
+        ended.is_ok(),
+        disconnect.is_ok()
+    );
+}
+
 /// `publish` at QoS 0 "resolves ... once written", and
 /// `ClientError::ConnectionLost` is documented for "a QoS 0 message [that]
 /// had been encoded but the connection broke before it was written". When
