@@ -283,7 +283,8 @@ impl Client {
     ///
     /// [`ClientError::InvalidTopic`], [`ClientError::PacketTooLarge`],
     /// [`ClientError::Refused`] (PUBACK/PUBREC reason code 0x80 or above),
-    /// [`ClientError::Dropped`], [`ClientError::Closed`].
+    /// [`ClientError::Dropped`], [`ClientError::ConnectionLost`] (QoS 0, not
+    /// written), [`ClientError::Closed`].
     pub async fn publish<T>(
         &self,
         topic: T,
