@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mqtt_codec::{PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubscriptionOptions};
+use mqtt_codec::{
+    MAX_PACKET_SIZE, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, SubscriptionOptions,
+};
 use mqtt_session::Message;
 use mqtt_topic::{TopicFilter, TopicName};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -281,7 +283,8 @@ impl Client {
     ///
     /// [`ClientError::InvalidTopic`], [`ClientError::PacketTooLarge`],
     /// [`ClientError::Refused`] (PUBACK/PUBREC reason code 0x80 or above),
-    /// [`ClientError::Dropped`], [`ClientError::Closed`].
+    /// [`ClientError::Dropped`], [`ClientError::ConnectionLost`] (QoS 0, not
+    /// written), [`ClientError::Closed`].
     pub async fn publish<T>(
         &self,
         topic: T,
@@ -389,10 +392,12 @@ impl Client {
     }
 
     /// Checks what the connection task could not refuse later.
+    ///
+    /// Without a limit of our own, the protocol's applies: a larger
+    /// PUBLISH cannot be encoded at all, and the encoder would refuse it on
+    /// the connection instead (a QoS 1/2 one on every reconnection).
     fn check(&self, m: &Message) -> Result<(), ClientError> {
-        let Some(max) = self.inner.max_outgoing else {
-            return Ok(());
-        };
+        let max = self.inner.max_outgoing.unwrap_or(MAX_PACKET_SIZE);
         // A cheap bound first: the header, topic, id and properties of a
         // PUBLISH without properties take fewer than 16 bytes + the topic.
         let rough = m.payload.len() + m.topic.as_bytes().len() + 16;

@@ -24,10 +24,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mqtt_codec::{
-    Decoder, Encoder, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions,
+    Decoder, EncodeError, Encoder, Packet, PacketId, QoS, ReasonCode, SubscriptionId,
+    SubscriptionOptions,
 };
 use mqtt_session::{
     ClientConfig, ClientSession, CloseReason, DropReason, Event as SessionEvent, MessageId,
+    ProtocolError,
 };
 use mqtt_topic::TopicFilter;
 use tokio::io::AsyncWrite;
@@ -47,6 +49,12 @@ const COMMAND_BATCH: usize = 1024;
 const MAX_ROUNDS: usize = 32;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
+/// Longest time a connection the session closed is kept without a byte
+/// written, for what is still to be written (a DISCONNECT, messages before
+/// it). The ping timeout is the time this client gives a silent server;
+/// this bounds it so that `disconnect` returns in bounded time even with
+/// `ping_timeout(Duration::MAX)`.
+const MAX_CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 /// Hashes a `MessageId` (already unique) as itself.
 #[derive(Default)]
@@ -101,6 +109,9 @@ struct Conn {
     needs_flush: bool,
     /// Why the connection ended, once it has.
     end: Option<ConnectionError>,
+    /// Once the session closed the connection with bytes still to write:
+    /// when to give up on them (see [`MAX_CLOSE_GRACE`]).
+    linger: Option<Pin<Box<Sleep>>>,
 }
 
 pub(crate) struct Driver {
@@ -119,6 +130,20 @@ pub(crate) struct Driver {
     lost: IdMap<PendingPublish>,
     /// QoS 0 messages encoded, completed once written this far.
     written_waiters: VecDeque<(u64, MessageId)>,
+    /// The QoS 0 PUBLISH packets taken from the session and not yet
+    /// matched with their `Delivered` event, in order: where the packet
+    /// ends in the written stream, or why it was not encoded.
+    ///
+    /// The session reports a QoS 0 message `Delivered` as it queues its
+    /// PUBLISH, one event per packet and in the same order, but the driver
+    /// may see the event before the packet is encoded, or never encode it
+    /// (the connection ended first, or the encoder refused it). Pairing
+    /// the two in order resolves `publish` once its bytes are written, and
+    /// otherwise with an error, never against bytes written earlier.
+    q0_sent: VecDeque<Result<u64, ClientError>>,
+    /// QoS 0 messages reported `Delivered` whose PUBLISH the driver has not
+    /// taken from the session yet (see `q0_sent`).
+    q0_delivered: VecDeque<MessageId>,
     encoded_total: u64,
     written_total: u64,
     subs_inflight: HashMap<PacketId, Op>,
@@ -167,6 +192,8 @@ impl Driver {
             pending: IdMap::default(),
             lost: IdMap::default(),
             written_waiters: VecDeque::new(),
+            q0_sent: VecDeque::new(),
+            q0_delivered: VecDeque::new(),
             encoded_total: 0,
             written_total: 0,
             subs_inflight: HashMap::new(),
@@ -404,6 +431,7 @@ impl Driver {
             deadline: None,
             needs_flush: false,
             end: None,
+            linger: None,
         };
         poll_fn(|cx| self.poll_connection(cx, &mut conn)).await
     }
@@ -464,6 +492,7 @@ impl Driver {
             self.release_permits();
 
             // Write.
+            let mut wrote = false;
             while c.end.is_none() && !c.wbuf.is_empty() {
                 match Pin::new(&mut c.io).poll_write(cx, &c.wbuf) {
                     Poll::Ready(Ok(0)) => {
@@ -474,6 +503,7 @@ impl Driver {
                         self.written_total += n as u64;
                         c.needs_flush = true;
                         progress = true;
+                        wrote = true;
                     }
                     Poll::Ready(Err(e)) => c.end = Some(e.into()),
                     Poll::Pending => break,
@@ -500,6 +530,35 @@ impl Driver {
                     let _ = Pin::new(&mut c.io).poll_shutdown(cx);
                     return Poll::Ready(reason.clone().into());
                 }
+                if presumed_dead(reason) {
+                    // No PINGRESP (or CONNACK) in time: the server is
+                    // presumed dead (MQTT 5.0 3.1.2.10: the client "SHOULD
+                    // close the Network Connection"), and what is still to
+                    // be written would never be read: the transport goes
+                    // now, whether or not its writes are blocked.
+                    return Poll::Ready(reason.clone().into());
+                }
+                // Bytes still to write (a DISCONNECT, messages before it) get
+                // their time, but not forever: a server that stopped reading
+                // would block the end of the connection, its reconnection
+                // and `disconnect`. The grace restarts whenever bytes go
+                // out, so a slow link still delivers all of it.
+                let grace = self.options.ping_timeout.min(MAX_CLOSE_GRACE);
+                match &mut c.linger {
+                    None => c.linger = Some(Box::pin(tokio::time::sleep(grace))),
+                    Some(s) if wrote => s.as_mut().reset(tokio::time::Instant::now() + grace),
+                    Some(_) => {}
+                }
+                if c.linger
+                    .as_mut()
+                    .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                {
+                    tracing::debug!(
+                        "{} bytes still unwritten {grace:?} after the connection closed: dropped",
+                        c.wbuf.len()
+                    );
+                    return Poll::Ready(reason.clone().into());
+                }
             }
 
             // Timer for the session's next deadline.
@@ -524,16 +583,86 @@ impl Driver {
     /// events, until both are drained.
     fn pump(&mut self, now: Instant, c: &mut Conn) {
         loop {
-            while let Some(p) = self.session.poll_transmit() {
+            while c.end.is_none() {
+                let Some(p) = self.session.poll_transmit() else {
+                    break;
+                };
+                let q0 = matches!(&p, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
                 match c.encoder.encode(&p, &mut c.wbuf) {
-                    Ok(n) => self.encoded_total += n as u64,
+                    Ok(n) => {
+                        self.encoded_total += n as u64;
+                        if q0 {
+                            self.q0_sent.push_back(Ok(self.encoded_total));
+                        }
+                    }
                     Err(e) => {
                         tracing::error!("cannot encode {}: {e}", p.packet_type());
+                        self.not_encoded(p, e, c);
                     }
                 }
             }
+            self.match_q0();
             if !self.pump_events(now) {
                 return;
+            }
+        }
+    }
+
+    /// The encoder refused a packet the session produced (which the
+    /// session's own checks should prevent): whoever waits for its answer
+    /// gets the error instead of waiting forever.
+    ///
+    /// A SUBSCRIBE or UNSUBSCRIBE fails its request (and is not sent again
+    /// after a reconnection; its packet identifier is freed with the
+    /// connection), a QoS 0 PUBLISH its `publish`. Any other packet (a
+    /// QoS 1/2 PUBLISH, an acknowledgement, CONNECT...) belongs to a flow
+    /// the session would wait on in vain: the connection ends with
+    /// [`ConnectionError::Encode`].
+    fn not_encoded(&mut self, p: Packet, e: EncodeError, c: &mut Conn) {
+        match p {
+            Packet::Publish(p) if p.qos == QoS::AtMostOnce => {
+                self.q0_sent.push_back(Err(ClientError::Encode(e)));
+            }
+            Packet::Subscribe(s) => match self.subs_inflight.remove(&s.packet_id) {
+                Some(Op::Sub(op, route, _)) => {
+                    self.router.remove_route(route);
+                    let _ = op.done.send(Err(ClientError::Encode(e)));
+                }
+                Some(Op::Resub(filters, _)) => {
+                    for (f, _) in &filters {
+                        tracing::warn!("cannot subscribe again to {f}: {e}");
+                        self.router.remove_filter(f);
+                    }
+                }
+                Some(op) => {
+                    self.subs_inflight.insert(s.packet_id, op);
+                }
+                None => {}
+            },
+            Packet::Unsubscribe(u) => match self.subs_inflight.remove(&u.packet_id) {
+                Some(Op::Unsub(op)) => {
+                    let _ = op.done.send(Err(ClientError::Encode(e)));
+                }
+                Some(op) => {
+                    self.subs_inflight.insert(u.packet_id, op);
+                }
+                None => {}
+            },
+            _ => c.end = Some(ConnectionError::Encode(e)),
+        }
+    }
+
+    /// Pairs QoS 0 PUBLISH packets with their `Delivered` events (see
+    /// `q0_sent`): an encoded one completes once written, the others fail.
+    fn match_q0(&mut self) {
+        while !self.q0_sent.is_empty() && !self.q0_delivered.is_empty() {
+            let (Some(sent), Some(id)) = (self.q0_sent.pop_front(), self.q0_delivered.pop_front())
+            else {
+                break;
+            };
+            match sent {
+                Ok(at) => self.written_waiters.push_back((at, id)),
+                Err(e) => self.finish(id, Err(e)),
             }
         }
     }
@@ -562,7 +691,9 @@ impl Driver {
             SessionEvent::Delivered { id, reason } => {
                 if let Some(p) = self.pending.get(&id) {
                     if p.qos == QoS::AtMostOnce {
-                        self.written_waiters.push_back((self.encoded_total, id));
+                        // Written, or not, with its PUBLISH (see `q0_sent`).
+                        self.q0_delivered.push_back(id);
+                        self.match_q0();
                         return;
                     }
                 }
@@ -763,8 +894,19 @@ impl Driver {
         self.shared.connected.store(false, Ordering::Relaxed);
         let now = Instant::now();
         self.session.connection_lost(now);
-        while self.session.poll_transmit().is_some() {}
+        while let Some(p) = self.session.poll_transmit() {
+            if matches!(&p, Packet::Publish(p) if p.qos == QoS::AtMostOnce) {
+                self.q0_sent.push_back(Err(ClientError::ConnectionLost));
+            }
+        }
         self.pump_events(now);
+        self.match_q0();
+        // Unpaired (which the session's one event per packet rules out):
+        // not written either.
+        self.q0_sent.clear();
+        while let Some(id) = self.q0_delivered.pop_front() {
+            self.finish(id, Err(ClientError::ConnectionLost));
+        }
         // QoS 0 messages encoded but not written are lost.
         while let Some((_, id)) = self.written_waiters.pop_front() {
             self.finish(id, Err(ClientError::ConnectionLost));
@@ -829,4 +971,13 @@ impl Driver {
             let _ = d.send(());
         }
     }
+}
+
+/// Whether the session closed the connection because the server stopped
+/// answering (no PINGRESP, no CONNACK in time): nothing more is written.
+fn presumed_dead(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::ProtocolError(ProtocolError::KeepAliveTimeout | ProtocolError::ConnectTimeout)
+    )
 }

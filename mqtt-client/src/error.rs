@@ -40,6 +40,11 @@ pub enum ConnectionError {
     /// handle dropped).
     #[error("connection closed by the client")]
     ClosedLocally,
+    /// A packet the session produced could not be encoded (the session
+    /// checks what it sends, so this is a bug): the connection is closed
+    /// rather than left waiting for the answer to a packet never sent.
+    #[error("cannot encode a packet: {0}")]
+    Encode(EncodeError),
 }
 
 impl From<io::Error> for ConnectionError {
@@ -78,8 +83,15 @@ pub enum ClientError {
     /// (for instance a property that does not exist there).
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
-    /// The PUBLISH would exceed the maximum packet size (the client's own
-    /// limit or the one the server announced).
+    /// The PUBLISH would exceed the client's own maximum packet size
+    /// ([`ClientOptions::max_outgoing_packet_size`](crate::ClientOptions::max_outgoing_packet_size)),
+    /// or without one the protocol's 256 MiB; it is refused before it is
+    /// queued. (A PUBLISH over the Maximum Packet Size the server announced
+    /// is known only on the connection: it completes with
+    /// [`Dropped`](Self::Dropped)`(`[`DropReason::TooLarge`]`)`, as MQTT
+    /// 5.0 has it discarded "as if it had completed sending" \[MQTT-3.1.2-25\];
+    /// a SUBSCRIBE or UNSUBSCRIBE over it fails with
+    /// [`Usage`](Self::Usage)`(UsageError::PacketTooLarge)`.)
     #[error("packet of {size} bytes exceeds the maximum of {max}")]
     PacketTooLarge {
         /// Size of the packet.

@@ -373,9 +373,9 @@ impl ClientOptions {
         self
     }
 
-    /// QoS 1/2 messages this client keeps in flight when the server
-    /// announces no Receive Maximum (always in 3.1.1; in 5.0 the server's
-    /// Receive Maximum applies). Default: 100.
+    /// Most QoS 1/2 messages this client keeps in flight: the window is
+    /// this, or the server's Receive Maximum (MQTT 5.0 CONNACK) if that is
+    /// smaller. Default: 100.
     pub fn inflight(&mut self, n: NonZeroU16) -> &mut Self {
         self.inflight = n;
         self
@@ -391,7 +391,11 @@ impl ClientOptions {
     /// Largest packet this client sends; a larger PUBLISH is refused by
     /// `publish` with [`ClientError::PacketTooLarge`](crate::ClientError).
     /// The server's own Maximum Packet Size (MQTT 5.0 CONNACK) applies as
-    /// well. Default: `None` (the protocol's 256 MiB, and the server's).
+    /// well, on the connection: a PUBLISH over it completes with
+    /// [`ClientError::Dropped`](crate::ClientError)`(`[`DropReason::TooLarge`](crate::DropReason)`)`,
+    /// a SUBSCRIBE or UNSUBSCRIBE fails with
+    /// [`ClientError::Usage`](crate::ClientError)`(PacketTooLarge)`.
+    /// Default: `None` (the protocol's 256 MiB, and the server's).
     pub fn max_outgoing_packet_size(&mut self, bytes: Option<NonZeroU32>) -> &mut Self {
         self.max_outgoing_packet_size = bytes;
         self
@@ -434,14 +438,17 @@ impl ClientOptions {
     }
 
     /// Time allowed for the transport to connect and for CONNACK to arrive.
-    /// Default: 30 s.
+    /// `Duration::MAX` (or any time past what an `Instant` holds) waits
+    /// without limit. Default: 30 s.
     pub fn connect_timeout(&mut self, d: Duration) -> &mut Self {
         self.connect_timeout = d;
         self
     }
 
-    /// Time allowed for PINGRESP before the connection is declared dead.
-    /// Default: 10 s.
+    /// Time allowed for PINGRESP before the connection is declared dead
+    /// (`Duration::MAX`: without limit). Also how long, at most 30 s, a
+    /// connection that is closing waits for its last bytes to be written
+    /// when the server stops reading them. Default: 10 s.
     pub fn ping_timeout(&mut self, d: Duration) -> &mut Self {
         self.ping_timeout = d;
         self

@@ -11,19 +11,26 @@
 //! Each scenario is an `async fn(Kind)`; [`per_server!`] makes one test per
 //! scenario and server, `mosquitto::<scenario>` and `broker::<scenario>`.
 //! Where the two brokers legitimately differ, the scenario says what each
-//! one does.
+//! one does. A few tests need only our broker, and a few a scripted server
+//! (over TCP, or over an in-memory pipe for a server that stops reading).
 
 mod common;
 
+use std::io;
 use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::{Kind, Proxy, Server};
+use mqtt_client::transport::{BoxFuture, Connector};
 use mqtt_client::{
     Client, ClientError, ClientOptions, Event, Message, ProtocolVersion, QoS, ReasonCode,
     ReconnectOptions, Subscription, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
+use mqtt_codec::{Decoder, Packet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const VERSIONS: [ProtocolVersion; 3] = [
@@ -630,9 +637,6 @@ async fn connection_errors_are_reported(kind: Kind) {
 /// A scripted server makes it happen every time.
 #[tokio::test]
 async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
-    use bytes::BytesMut;
-    use mqtt_codec::{Decoder, Packet};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     async fn read(s: &mut TcpStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
@@ -706,6 +710,253 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
     assert_eq!(r, Ok(ReasonCode::Success));
     c.disconnect().await.unwrap();
     server.await.unwrap();
+}
+
+/// MQTT 3.1.1 has no No Local option. `subscribe` used to accept it: the
+/// session handed the driver a SUBSCRIBE, the encoder refused it
+/// (NotInVersion), the driver logged "cannot encode" and dropped the
+/// packet: SUBACK never came and `subscribe` never resolved. The session
+/// now refuses it with `UsageError::RequiresV5`.
+#[tokio::test]
+async fn v311_subscribe_with_v5_only_option_must_not_hang() {
+    let broker = Server::start(Kind::Ours).await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.protocol(ProtocolVersion::V3_1_1)
+        .client_id("v311-no-local");
+    let c = Client::connect(o).await.unwrap();
+    let mut opts = SubscriptionOptions::new(QoS::AtLeastOnce);
+    opts.no_local = true;
+    let r = timeout(Duration::from_secs(3), c.subscribe("a/b", opts)).await;
+    let r = r.expect("subscribe with No Local on MQTT 3.1.1 hangs forever (expected an error)");
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Usage(mqtt_session::UsageError::RequiresV5(_)))
+        ),
+        "{r:?}"
+    );
+}
+
+/// [MQTT-3.2.2-15]: "The Client MUST NOT send packets exceeding Maximum
+/// Packet Size to the Server". The session used to check PUBLISH only: a
+/// SUBSCRIBE larger than the server's CONNACK Maximum Packet Size was sent,
+/// the server closed the connection (0x95), the client reconnected and sent
+/// it again, forever; `subscribe` never resolved. It is now refused with
+/// `UsageError::PacketTooLarge`, and the connection stays up.
+#[tokio::test]
+async fn subscribe_larger_than_server_maximum_packet_size() {
+    let broker = Server::with_config(Kind::Ours, "", |c| {
+        c.max_packet_size = NonZeroU32::new(128).unwrap();
+    })
+    .await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.protocol(ProtocolVersion::V5)
+        .client_id("big-subscribe")
+        .reconnect(
+            ReconnectOptions::default()
+                .delays(Duration::from_millis(10), Duration::from_millis(50)),
+        );
+    let mut b = Client::builder(o);
+    let mut events = b.events();
+    let c = b.connect().await.unwrap();
+    let filter = format!("a/{}", "x".repeat(300));
+    let r = timeout(
+        Duration::from_secs(3),
+        c.subscribe(filter.as_str(), SubscriptionOptions::new(QoS::AtMostOnce)),
+    )
+    .await;
+    let mut disconnects = Vec::new();
+    while let Ok(Some(e)) = timeout(Duration::from_millis(10), events.recv()).await {
+        if let Event::Disconnected { error, .. } = e {
+            disconnects.push(error.to_string());
+        }
+    }
+    assert!(
+        matches!(
+            r,
+            Ok(Err(ClientError::Usage(
+                mqtt_session::UsageError::PacketTooLarge { max: 128, .. }
+            )))
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.is_ok() && disconnects.is_empty(),
+        "an oversized SUBSCRIBE was sent: subscribe resolved: {}, {} disconnections, first: {:?}",
+        r.is_ok(),
+        disconnects.len(),
+        disconnects.first()
+    );
+}
+
+/// `connect_timeout(Duration::MAX)` (a natural "no timeout") used to panic
+/// the connection task (`Instant + Duration` overflow in the session's
+/// `connect`): `connect` failed with the misleading "connection closed by
+/// the client". (`ping_timeout(Duration::MAX)` had the same overflow, on
+/// the first PINGREQ.) A deadline past what `Instant` holds is now no
+/// deadline.
+#[tokio::test]
+async fn huge_connect_timeout_does_not_kill_the_client() {
+    let broker = Server::start(Kind::Ours).await;
+    let mut o = ClientOptions::from_url(&broker.url()).unwrap();
+    o.client_id("max-timeouts")
+        .connect_timeout(Duration::MAX)
+        .ping_timeout(Duration::MAX)
+        .keep_alive(1);
+    let r = timeout(Duration::from_secs(5), Client::connect(o))
+        .await
+        .expect("connect resolves");
+    let c = r.unwrap_or_else(|e| panic!("connect with connect_timeout(Duration::MAX): {e}"));
+    // A PINGREQ goes out after 1 s, arming the PINGRESP deadline.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.publish("t", "alive", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+}
+
+// ----- scripted servers over an in-memory pipe ------------------------------
+
+/// A connector over an in-memory pipe with a small buffer; the test plays
+/// the server on the other end.
+struct Pipe(Mutex<Option<mpsc::UnboundedSender<DuplexStream>>>);
+
+impl Connector for Pipe {
+    type Io = DuplexStream;
+    fn connect(&self) -> BoxFuture<'_, io::Result<DuplexStream>> {
+        let (client, server) = tokio::io::duplex(1024);
+        if let Some(tx) = self.0.lock().unwrap().as_ref() {
+            let _ = tx.send(server);
+        }
+        Box::pin(async move { Ok(client) })
+    }
+}
+
+async fn read_packet(s: &mut DuplexStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
+    loop {
+        if let Some(p) = d.decode(buf).unwrap() {
+            return p;
+        }
+        let n = timeout(Duration::from_secs(5), s.read_buf(buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the client closed the connection");
+    }
+}
+
+/// A server that accepts the connection and then stops reading (hung
+/// process, TCP receive window at zero): the client's writes block. Keep
+/// Alive 1 s and a PINGRESP timeout of 1 s must declare the connection dead
+/// within a few seconds (MQTT 5.0 3.1.2.10: "If a Client does not
+/// receive a PINGRESP packet within a reasonable amount of time after it
+/// has sent a PINGREQ, it SHOULD close the Network Connection"). The
+/// session does time out, but the driver used to wait for the write buffer
+/// to drain before ending a connection the session closed, so it waited
+/// forever: no Disconnected event, no reconnection, and `disconnect()`
+/// hung too. A keep-alive timeout now drops the transport at once.
+#[tokio::test]
+async fn ping_timeout_ends_a_connection_whose_writes_are_blocked() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(ProtocolVersion::V5)
+        .client_id("blocked-writes")
+        .keep_alive(1)
+        .ping_timeout(Duration::from_secs(1))
+        .reconnect(ReconnectOptions::disabled())
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let mut b = Client::builder(o);
+    let mut events = b.events();
+    let server = tokio::spawn(async move {
+        let mut s = rx.recv().await.unwrap();
+        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
+        assert!(matches!(
+            read_packet(&mut s, &mut d, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        // Never read again, never close.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(s);
+    });
+    let c = b.connect().await.unwrap();
+    // More than the pipe holds: the write blocks.
+    let d = c
+        .enqueue(mqtt_client::Message::new(
+            "big".parse().unwrap(),
+            vec![0u8; 64 * 1024],
+            QoS::AtMostOnce,
+            false,
+        ))
+        .await
+        .unwrap();
+    let mut closed = None;
+    let ended = timeout(Duration::from_secs(6), async {
+        while let Some(e) = events.recv().await {
+            if let Event::Protocol(mqtt_session::Event::Closed(r)) = &e {
+                closed = Some(format!("{r:?}"));
+            }
+            if matches!(e, Event::Disconnected { .. } | Event::Stopped) {
+                return;
+            }
+        }
+    })
+    .await;
+    let disconnect = timeout(Duration::from_secs(2), c.disconnect()).await;
+    server.abort();
+    drop(d);
+    assert!(
+        ended.is_ok() && disconnect.is_ok(),
+        "no PINGRESP for 5 s past the timeout: connection declared dead: {}, disconnect() returned: {}; session closed with {closed:?}",
+        ended.is_ok(),
+        disconnect.is_ok()
+    );
+}
+
+/// `publish` at QoS 0 "resolves ... once written", and
+/// `ClientError::ConnectionLost` is documented for "a QoS 0 message [that]
+/// had been encoded but the connection broke before it was written". When
+/// the publish command and the end of the connection are seen in the same
+/// round of the driver, the session reports the message Delivered, and the
+/// driver (connection already ended) used to handle the event without
+/// encoding the packet and complete it against bytes written earlier:
+/// `Ok(Success)` for a message that never reached the transport. It now
+/// fails with `ConnectionLost`.
+#[tokio::test]
+async fn qos0_publish_on_a_closed_connection_is_not_reported_written() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(ProtocolVersion::V5)
+        .client_id("qos0-closed")
+        .reconnect(ReconnectOptions::disabled())
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let (back_tx, back_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let mut s = rx.recv().await.unwrap();
+        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
+        assert!(matches!(
+            read_packet(&mut s, &mut d, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        let _ = back_tx.send(s);
+    });
+    let c = Client::connect(o).await.unwrap();
+    let s = back_rx.await.unwrap();
+    server.await.unwrap();
+    // The server goes away; before the driver notices, a QoS 0 publish.
+    drop(s);
+    let r = timeout(
+        Duration::from_secs(5),
+        c.publish("t", "never written", QoS::AtMostOnce, false),
+    )
+    .await
+    .expect("resolves");
+    assert_eq!(
+        r,
+        Err(ClientError::ConnectionLost),
+        "a QoS 0 message that was never written"
+    );
 }
 
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`

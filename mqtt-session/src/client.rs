@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_codec::{
     Auth, ConnAck, Connect, ConnectProperties, DecodeError, Disconnect, Packet, PacketId,
-    PacketType, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
-    SubscriptionId, SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
+    PacketType, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscribeFilter, SubscriptionId, SubscriptionOptions, UnsubAck, Unsubscribe, Utf8Bytes, Will,
 };
 use mqtt_topic::TopicFilter;
 
@@ -34,9 +34,11 @@ pub struct ClientConfig {
     /// Keep Alive in seconds; 0 disables it. Default: 60.
     pub keep_alive: u16,
     /// How long to wait for PINGRESP before declaring the connection dead.
-    /// Default: 10 s.
+    /// A time past what an [`Instant`] holds (`Duration::MAX`) is no
+    /// deadline. Default: 10 s.
     pub ping_timeout: Duration,
-    /// How long to wait for CONNACK. Default: 30 s.
+    /// How long to wait for CONNACK. A time past what an [`Instant`] holds
+    /// (`Duration::MAX`) is no deadline. Default: 30 s.
     pub connect_timeout: Duration,
     /// Session Expiry Interval (5.0) in seconds. Default: 0.
     pub session_expiry_interval: u32,
@@ -248,7 +250,7 @@ impl ClientSession {
         self.core.send(now, connect);
         self.core
             .timers
-            .set(Timer::Connect, now + c.connect_timeout);
+            .set_after(Timer::Connect, now, c.connect_timeout);
         self.phase = Phase::Connecting;
         Ok(())
     }
@@ -278,9 +280,12 @@ impl ClientSession {
     /// # Errors
     ///
     /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
-    /// [`UsageError::NotSupported`] (what the server's CONNACK ruled out),
-    /// [`UsageError::NoLocalOnSharedSubscription`] or
-    /// [`UsageError::PacketIdsExhausted`].
+    /// [`UsageError::RequiresV5`] (an MQTT 5.0 option or a Subscription
+    /// Identifier at 3.1 or 3.1.1), [`UsageError::NotSupported`] (what the
+    /// server's CONNACK ruled out),
+    /// [`UsageError::NoLocalOnSharedSubscription`],
+    /// [`UsageError::PacketTooLarge`] (over the server's Maximum Packet
+    /// Size) or [`UsageError::PacketIdsExhausted`].
     pub fn subscribe(
         &mut self,
         now: Instant,
@@ -292,6 +297,25 @@ impl ClientSession {
         }
         if filters.is_empty() {
             return Err(UsageError::NoTopicFilters);
+        }
+        if !self.config.protocol.is_v5() {
+            // Refused here rather than handed to the encoder, which cannot
+            // express them at 3.1/3.1.1 (the SUBSCRIBE would never be sent,
+            // so never answered).
+            if subscription_id.is_some() {
+                return Err(UsageError::RequiresV5("a Subscription Identifier"));
+            }
+            for (_, o) in &filters {
+                if o.no_local {
+                    return Err(UsageError::RequiresV5("No Local"));
+                }
+                if o.retain_as_published {
+                    return Err(UsageError::RequiresV5("Retain As Published"));
+                }
+                if o.retain_handling != RetainHandling::SendOnSubscribe {
+                    return Err(UsageError::RequiresV5("a Retain Handling other than 0"));
+                }
+            }
         }
         // Honour the server's CONNACK capabilities instead of sending what
         // it announced it would refuse.
@@ -307,9 +331,10 @@ impl ClientSession {
         if !self.subscription_ids && subscription_id.is_some() {
             return Err(UsageError::NotSupported("subscription identifiers"));
         }
-        let pid = self.core.reserve_pid()?;
+        // The identifier is set once reserved: its value does not change
+        // the size checked first.
         let mut sub = Subscribe {
-            packet_id: pid,
+            packet_id: PacketId::MIN,
             filters: filters
                 .iter()
                 .map(|(f, options)| SubscribeFilter {
@@ -322,7 +347,13 @@ impl ClientSession {
         if subscription_id.is_some() {
             sub.properties.to_mut().subscription_identifier = subscription_id;
         }
-        self.core.send(now, sub);
+        let mut packet = Packet::Subscribe(sub);
+        self.check_size(&packet)?;
+        let pid = self.core.reserve_pid()?;
+        if let Packet::Subscribe(sub) = &mut packet {
+            sub.packet_id = pid;
+        }
+        self.core.send(now, packet);
         self.control
             .insert(pid, Control::Subscribe(filters, subscription_id));
         Ok(pid)
@@ -332,7 +363,8 @@ impl ClientSession {
     ///
     /// # Errors
     ///
-    /// As [`subscribe`](Self::subscribe).
+    /// [`UsageError::NotConnected`], [`UsageError::NoTopicFilters`],
+    /// [`UsageError::PacketTooLarge`] or [`UsageError::PacketIdsExhausted`].
     pub fn unsubscribe(
         &mut self,
         now: Instant,
@@ -344,14 +376,43 @@ impl ClientSession {
         if filters.is_empty() {
             return Err(UsageError::NoTopicFilters);
         }
-        let pid = self.core.reserve_pid()?;
         let list = filters
             .iter()
             .map(|f| to_utf8(f.clone().into_bytes()))
             .collect();
-        self.core.send(now, Unsubscribe::new(pid, list));
+        // As in `subscribe`: the identifier is set once the size is known
+        // to fit.
+        let mut packet = Packet::Unsubscribe(Unsubscribe::new(PacketId::MIN, list));
+        self.check_size(&packet)?;
+        let pid = self.core.reserve_pid()?;
+        if let Packet::Unsubscribe(u) = &mut packet {
+            u.packet_id = pid;
+        }
+        self.core.send(now, packet);
         self.control.insert(pid, Control::Unsubscribe(filters));
         Ok(pid)
+    }
+
+    /// Refuses a SUBSCRIBE or UNSUBSCRIBE larger than the server's Maximum
+    /// Packet Size: "The Client MUST NOT send packets exceeding Maximum
+    /// Packet Size to the Server" \[MQTT-3.2.2-15\]. A PUBLISH is checked
+    /// when it is built, and dropped as if sent (\[MQTT-3.1.2-25\]); a
+    /// SUBSCRIBE or UNSUBSCRIBE is refused to the caller instead, since
+    /// sent it would only make the server close the connection (0x95
+    /// Packet too large), and the client send it again after every
+    /// reconnection.
+    fn check_size(&self, packet: &Packet) -> Result<(), UsageError> {
+        let Some(max) = self.core.link.as_ref().and_then(|l| l.peer_max_packet) else {
+            return Ok(());
+        };
+        match packet.encoded_len(self.config.protocol) {
+            Ok(size) if size > max.get() as usize => Err(UsageError::PacketTooLarge {
+                size,
+                max: max.get(),
+            }),
+            // An encoding error is left to the encoder, which reports it.
+            _ => Ok(()),
+        }
     }
 
     /// Acknowledges a message delivered with an `ack` identifier (manual
@@ -511,12 +572,9 @@ impl ClientSession {
         });
         self.core.ping_interval =
             (self.keep_alive > 0).then(|| Duration::from_secs(u64::from(self.keep_alive)));
-        self.core.timers.set(
-            Timer::KeepAlive,
-            now + self.core.ping_interval.unwrap_or_default(),
-        );
-        if self.keep_alive == 0 {
-            self.core.timers.stop(Timer::KeepAlive);
+        match self.core.ping_interval {
+            Some(interval) => self.core.timers.set_after(Timer::KeepAlive, now, interval),
+            None => self.core.timers.stop(Timer::KeepAlive),
         }
         self.core.resume(now);
         Ok(())
@@ -592,7 +650,7 @@ impl ClientSession {
             if self.core.timers.get(Timer::PingResp).is_none() {
                 self.core
                     .timers
-                    .set(Timer::PingResp, now + self.config.ping_timeout);
+                    .set_after(Timer::PingResp, now, self.config.ping_timeout);
             }
         }
     }

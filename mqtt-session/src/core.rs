@@ -127,7 +127,7 @@ impl Core {
         self.transmit.push_back(p);
         if let Some(interval) = self.ping_interval {
             self.timers
-                .set(crate::timer::Timer::KeepAlive, now + interval);
+                .set_after(crate::timer::Timer::KeepAlive, now, interval);
         }
     }
 

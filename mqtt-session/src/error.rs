@@ -132,6 +132,23 @@ pub enum UsageError {
     /// No Local on a shared subscription \[MQTT-3.8.3-4\].
     #[error("no local on a shared subscription")]
     NoLocalOnSharedSubscription,
+    /// What the call asks for exists only in MQTT 5.0 (No Local, Retain As
+    /// Published, Retain Handling, Subscription Identifiers), and the
+    /// session speaks 3.1 or 3.1.1.
+    #[error("{0} needs MQTT 5.0")]
+    RequiresV5(&'static str),
+    /// Encoded, the packet would exceed the Maximum Packet Size the server
+    /// announced in CONNACK, and "the Client MUST NOT send packets exceeding
+    /// Maximum Packet Size to the Server" \[MQTT-3.2.2-15\]: it was not
+    /// sent. (A PUBLISH is not refused but dropped, with
+    /// [`DropReason::TooLarge`](crate::DropReason::TooLarge).)
+    #[error("packet of {size} bytes exceeds the server's maximum packet size of {max}")]
+    PacketTooLarge {
+        /// Size of the packet, fixed header included.
+        size: usize,
+        /// The server's Maximum Packet Size.
+        max: u32,
+    },
     /// No packet with this identifier awaits a manual acknowledgement.
     #[error("no message awaits acknowledgement with packet identifier {0}")]
     NotAwaitingAck(u16),

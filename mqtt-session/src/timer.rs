@@ -1,6 +1,6 @@
 //! The session's timers: a fixed table of deadlines.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A deadline the session keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,16 @@ impl Timers {
     pub(crate) fn set(&mut self, t: Timer, at: Instant) {
         if let Some(slot) = self.0.get_mut(t as usize) {
             *slot = Some(at);
+        }
+    }
+
+    /// Sets `t` to fire `after` from `now`. A deadline past what an
+    /// [`Instant`] can hold is no deadline at all: a configured
+    /// `Duration::MAX` (a natural "never") must not overflow and panic.
+    pub(crate) fn set_after(&mut self, t: Timer, now: Instant, after: Duration) {
+        match now.checked_add(after) {
+            Some(at) => self.set(t, at),
+            None => self.stop(t),
         }
     }
 

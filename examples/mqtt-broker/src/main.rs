@@ -56,7 +56,8 @@ struct Args {
     /// Debug logging (same as --log-level debug).
     #[arg(short = 'v', long)]
     verbose: bool,
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    /// Log filter: error, warn, info, debug, trace or off, or tracing
+    /// directives such as `info,mqtt_broker_core=debug`.
     #[arg(long)]
     log_level: Option<String>,
 }
@@ -202,6 +203,30 @@ fn build(args: &Args) -> anyhow::Result<(Config, String)> {
     Ok((c, log))
 }
 
+/// The filter for `--log-level` / `log_level`: a level, or tracing
+/// directives.
+///
+/// A directive without `=` is a level or else a *target* (everything from
+/// the module of that name, nothing from the others), so a misspelt level
+/// such as `warning` would silence every log, errors included. A bare word
+/// must therefore be a level; a target is written `target=level`.
+fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    for directive in spec.split(',').map(str::trim) {
+        let bare = !directive.is_empty() && !directive.contains(['=', '[', '{']);
+        if bare
+            && directive
+                .parse::<tracing::level_filters::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!(
+                "{directive:?} is not a level (error, warn, info, debug, trace, off); \
+                 a target is written {directive}=<level>"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let (config, log) = match build(&args) {
@@ -211,7 +236,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let filter = match tracing_subscriber::EnvFilter::try_new(&log) {
+    let filter = match log_filter(&log) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("mqtt-broker: invalid log level {log:?}: {e}");

@@ -713,6 +713,11 @@ fn bad_config_files() {
             &["connect_timeout must be at least 1"],
         ),
         ("bad-log.toml", "log_level = \"loud=[\"\n", &["log"]),
+        (
+            "bad-log-level.toml",
+            "log_level = \"warning\"\n",
+            &["log level", "\"warning\" is not a level"],
+        ),
     ];
     for (name, text, wanted) in cases {
         let path = dir.join(name);
@@ -728,7 +733,7 @@ fn bad_config_files() {
         if !name.starts_with("zero")
             && !name.starts_with("empty")
             && !name.starts_with("bad-qos")
-            && *name != "bad-log.toml"
+            && !name.starts_with("bad-log")
         {
             assert!(
                 err.contains(name),
@@ -751,6 +756,66 @@ fn bad_config_files() {
     let (status, _) = run_failing(&["--no-such-flag"]);
     assert!(!status.success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--log-level warning` (or `log_level = "warning"` in the file; the
+/// documented values are error, warn, info, debug, trace) is accepted
+/// without a word: tracing-subscriber reads "warning" as a *target* named
+/// `warning`, and everything else, warnings and errors included, is
+/// silenced. A malformed directive (`loud=[`) is refused with exit code 2,
+/// so a misspelt level should be too, or at least not hide warnings.
+#[test]
+fn misspelt_log_level_is_reported_not_silently_hiding_warnings() {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("review-broker-{}.log", std::process::id()));
+    let mut child = Command::new(BROKER)
+        .args([
+            "-p",
+            &port.to_string(),
+            "--sys-interval",
+            "0",
+            "--max-connections",
+            "1",
+            "--log-level",
+            "warning",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut exited = None;
+    let mut first = None;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            first = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if first.is_some() {
+        // Over --max-connections: the broker closes it and logs a warning.
+        let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        second
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = second.read(&mut [0u8; 16]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let rejected = exited.is_some_and(|s| s.code() == Some(2));
+    assert!(
+        rejected || stderr.contains("max_connections reached"),
+        "--log-level warning accepted ({exited:?}) and the max_connections warning was not logged; stderr: {stderr:?}"
+    );
 }
 
 /// The example configuration starts the broker (with `-p` overriding its

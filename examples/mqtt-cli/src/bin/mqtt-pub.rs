@@ -59,8 +59,16 @@ struct Cli {
     #[arg(long = "repeat", default_value_t = 1)]
     repeat: u32,
     /// Seconds between repeats.
-    #[arg(long = "repeat-delay", default_value_t = 0.0)]
-    repeat_delay: f64,
+    #[arg(long = "repeat-delay", default_value = "0", value_parser = seconds)]
+    repeat_delay: Duration,
+}
+
+/// Parses `--repeat-delay`: seconds, fractions allowed. What no `Duration`
+/// holds (`inf`, `nan`, a negative number) is refused here rather than
+/// panicking at the first repeat.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("not a usable number of seconds ({e})"))
 }
 
 fn main() -> ExitCode {
@@ -113,8 +121,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     match payload {
         Some(payload) => {
             for i in 0..cli.repeat.max(1) {
-                if i > 0 && cli.repeat_delay > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(cli.repeat_delay)).await;
+                if i > 0 && !cli.repeat_delay.is_zero() {
+                    tokio::time::sleep(cli.repeat_delay).await;
                 }
                 client
                     .publish_message(message(payload.clone()))
