@@ -201,8 +201,10 @@ impl ServerSession {
         };
         let mut core = Core::new(limits, config.manual_ack);
         core.report_delivered = config.report_deliveries;
+        // A `connect_timeout` of `Duration::MAX` is no deadline, not an
+        // overflow.
         core.timers
-            .set(Timer::Connect, now + config.connect_timeout);
+            .set_after(Timer::Connect, now, config.connect_timeout);
         Self {
             core,
             config,

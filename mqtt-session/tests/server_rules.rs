@@ -155,6 +155,18 @@ fn assert_closed_for(srv: &Srv, v: ProtocolVersion, error: ProtocolError, code: 
 /// first packet sent from the Client to the Server MUST be a CONNECT packet"
 /// [MQTT-3.1.0-1]: the server closes the connection, sends no CONNACK, and
 /// ignores what follows.
+/// A connect timeout of `Duration::MAX` means no deadline; adding it to
+/// the clock must not overflow.
+#[test]
+fn unbounded_connect_timeout_sets_no_deadline() {
+    let mut cfg = ServerConfig::default();
+    cfg.connect_timeout = std::time::Duration::MAX;
+    let srv = Srv::new(cfg);
+    assert_eq!(srv.s.poll_timeout(), None);
+    let srv = Srv::new(ServerConfig::default());
+    assert!(srv.s.poll_timeout().is_some());
+}
+
 #[test]
 fn first_packet_not_connect_closes_without_connack() {
     for first in [
