@@ -247,6 +247,10 @@ impl Broker {
     }
 
     /// Publishes a message from inside the process, as a client would.
+    ///
+    /// It is not a PUBLISH packet received: [`Stats::publish_received`]
+    /// (`$SYS/broker/publish/messages/received`) counts only what clients
+    /// send over the network.
     pub fn publish(&self, topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) {
         self.publish_message(Message::new(topic, payload, qos, retain));
     }

@@ -870,6 +870,8 @@ impl State {
                     slot.session.reject(now, ReasonCode::ServerUnavailable);
                 }
                 Event::Message { message, .. } => {
+                    // A PUBLISH packet from the client (see
+                    // `Stats::publish_received`).
                     Counters::add(&self.counters.publish_received, 1);
                     if self.authorize && hooks {
                         pending = Some(Pending::Publish(client_info(slot), message));
@@ -894,7 +896,8 @@ impl State {
                     }
                 }
                 Event::Will(message) => {
-                    Counters::add(&self.counters.publish_received, 1);
+                    // Not counted as a PUBLISH received: it came in the
+                    // CONNECT, counted then as the packet it was.
                     self.route(now, None, message);
                 }
                 Event::Dropped { .. } => Counters::add(&self.counters.publish_dropped, 1),
@@ -1362,8 +1365,11 @@ impl State {
 
     // ----- in-process clients -----------------------------------------------------------------
 
+    /// Routes a message published inside the process: by the embedding
+    /// application ([`Broker::publish`](crate::Broker::publish)) or by the
+    /// broker itself (`$SYS`). Not counted as a PUBLISH received, which
+    /// counts packets from clients only (see `Stats::publish_received`).
     pub(crate) fn local_publish(&mut self, now: Instant, message: Message) {
-        Counters::add(&self.counters.publish_received, 1);
         self.route(now, None, message);
         self.flush_touched(now);
         // In-process publishers are not held back.

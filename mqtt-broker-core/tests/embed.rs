@@ -849,7 +849,8 @@ async fn stats_values() {
     assert_eq!(s.messages_received, 6, "{s:?}");
     // Out: CONNACK x2, SUBACK, PUBACK, PUBLISH, PINGRESP.
     assert_eq!(s.messages_sent, 6, "{s:?}");
-    assert_eq!(s.publish_received, 2, "{s:?}");
+    // B's PUBLISH; the local publish is no packet received.
+    assert_eq!(s.publish_received, 1, "{s:?}");
     assert_eq!(s.publish_sent, 1, "{s:?}");
     assert_eq!(s.publish_dropped, 0, "{s:?}");
     assert_eq!(s.retained, 1, "{s:?}");
@@ -868,4 +869,43 @@ async fn stats_values() {
     let s = broker.stats();
     assert_eq!((s.clients_total, s.clients_disconnected), (1, 1), "{s:?}");
     assert_eq!(s.subscriptions, 1, "{s:?}");
+}
+
+/// The broker's own `$SYS` publications are counted as PUBLISH packets
+/// received (`$SYS/broker/publish/messages/received`), 17 per interval,
+/// with no client at all: the count even exceeds `messages/received`
+/// ("MQTT packets received"), which should include every PUBLISH received.
+#[tokio::test]
+async fn sys_publications_counted_as_publish_received() {
+    let mut cfg = config();
+    cfg.sys_interval = Duration::from_millis(100);
+    let (broker, _addr) = start(Broker::builder().config(cfg)).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let st = broker.stats();
+    assert!(
+        st.publish_received <= st.messages_received,
+        "publish_received {} > messages_received {} with no client connected",
+        st.publish_received,
+        st.messages_received
+    );
+}
+
+/// Neither a will nor an in-process publish is a PUBLISH packet received:
+/// `publish_received` counts only what clients send over the network.
+#[tokio::test]
+async fn wills_and_local_publishes_are_not_publish_packets_received() {
+    let (broker, addr) = start(Broker::builder().config(config())).await;
+    let mut local = broker.subscribe(filter("w/#"), QoS::AtMostOnce);
+    let mut c = connect_packet(V5, "st-will", true);
+    c.will = Some(mqtt_codec::Will::new(
+        mqtt_codec::TopicName::try_from("w/gone").unwrap(),
+        Bytes::from_static(b"will"),
+    ));
+    let (client, _) = Raw::connect_raw(addr, c).await;
+    broker.publish(topic("w/local"), "x", QoS::AtMostOnce, false);
+    assert_eq!(local_recv(&mut local).await.payload, "x");
+    client.drop_connection();
+    assert_eq!(local_recv(&mut local).await.payload, "will");
+    let s = broker.stats();
+    assert_eq!((s.messages_received, s.publish_received), (1, 0), "{s:?}");
 }
