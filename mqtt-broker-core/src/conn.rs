@@ -40,11 +40,12 @@ enum Ready {
     Relief,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    // Shared with the state for write-through (see `state::Lent`).
-    let stream = Arc::new(stream);
-    let conn = shared.lock().open(Instant::now(), Some(stream.clone()));
+/// Serves connection `conn`, opened in the state for `stream` (which the
+/// state shares for write-through, see `state::Lent`), until it closes or
+/// its task is aborted (see [`Broker::shutdown`](crate::Broker::shutdown)).
+pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<TcpStream>, conn: usize) {
+    let guard = Closer { shared, conn };
+    let shared = &guard.shared;
     let mut decoder = Decoder::new();
     decoder.set_max_packet_size(shared.config.max_packet_size);
     let mut inbuf = BytesMut::new();
@@ -159,7 +160,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 }
             }
             Ready::Output(o) => {
-                if !accept_output(&shared, o, &mut out, &mut closing) {
+                if !accept_output(shared, o, &mut out, &mut closing) {
                     break;
                 }
             }
@@ -182,7 +183,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 // outlives it, keeping the task of an idle connection small.
                 let hook = {
                     let step = input(
-                        &shared,
+                        shared,
                         conn,
                         &mut decoder,
                         &mut inbuf,
@@ -200,7 +201,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                         // connection stays smaller.
                         info.peer = stream.peer_addr().ok();
                     }
-                    Box::pin(resolve_all(&shared, conn, p))
+                    Box::pin(resolve_all(shared, conn, p))
                 };
                 hook.await;
                 shared.lock().take_pressure(&mut held);
@@ -214,7 +215,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
             }
             // Taken under the same lock as the input.
             if let Some(o) = taken {
-                if !accept_output(&shared, o, &mut out, &mut closing) {
+                if !accept_output(shared, o, &mut out, &mut closing) {
                     break;
                 }
             }
@@ -226,11 +227,26 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
             }
         }
     }
-    shared.lock().close(Instant::now(), conn);
-    shared
-        .counters
-        .connections
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    // `guard` closes the connection.
+}
+
+/// Closes a connection in the state when its task ends, however it ends:
+/// also when the task is aborted at an await (see
+/// [`Broker::shutdown`](crate::Broker::shutdown)), so that the state keeps
+/// no slot (nor socket) of a task that is gone.
+struct Closer {
+    shared: Arc<Shared>,
+    conn: usize,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.shared.lock().close(Instant::now(), self.conn);
+        self.shared
+            .counters
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Takes `o` as the bytes to write next; false when the connection is

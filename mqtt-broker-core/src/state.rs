@@ -38,6 +38,7 @@ use slab::Slab;
 use std::task::Waker;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::hooks::{ClientInfo, ConnectInfo};
 use crate::stats::{Counters, Stats};
@@ -144,6 +145,9 @@ struct ConnSlot {
     /// Bytes of this connection are lent to another task (see [`Lent`]):
     /// its own task takes no output until they are given back.
     lent: bool,
+    /// Its task, to end it if a shutdown's grace period is over before it
+    /// ended (see [`State::take_tasks`]).
+    task: Option<AbortHandle>,
 }
 
 /// Bytes lent to a publishing task for write-through (see the module
@@ -403,12 +407,30 @@ impl State {
             progress: now,
             stream,
             lent: false,
+            task: None,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
         }
         self.update_deadline(s);
         c
+    }
+
+    /// Connection `conn`'s task.
+    pub(crate) fn set_task(&mut self, conn: usize, task: AbortHandle) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.task = Some(task);
+        }
+    }
+
+    /// The tasks of the connections still open, to abort: at the end of a
+    /// shutdown's grace period, what is left are connections whose client
+    /// does not read, which would otherwise wait to write forever.
+    pub(crate) fn take_tasks(&mut self) -> Vec<AbortHandle> {
+        self.conns
+            .iter_mut()
+            .filter_map(|(_, c)| c.task.take())
+            .collect()
     }
 
     fn session_of(&self, conn: usize) -> Option<usize> {
@@ -1437,6 +1459,16 @@ impl State {
         }
     }
 
+    /// Ends the in-process subscriptions: their queues close, and
+    /// [`LocalSubscription::recv`](crate::LocalSubscription::recv) returns
+    /// `None` once they are read.
+    pub(crate) fn close_locals(&mut self) {
+        let locals = std::mem::take(&mut self.locals);
+        for (l, local) in &locals {
+            self.subs.remove(&local.filter, &SubKey::Local(l));
+        }
+    }
+
     /// Drops the store channel: the writer ends once it has applied every
     /// change sent so far.
     pub(crate) fn close_store(&mut self) {
@@ -1479,8 +1511,13 @@ mod sizes {
             size_of::<mqtt_session::ServerSession>()
         );
         assert!(size_of::<super::SessionSlot>() <= 88);
-        // 8 bytes of it are the socket kept for write-through.
-        assert!(size_of::<super::ConnSlot>() <= 104);
+        // 8 bytes of it are the socket kept for write-through, 8 the
+        // task's handle (a shutdown ends the tasks that did not end).
+        assert!(
+            size_of::<super::ConnSlot>() <= 112,
+            "{}",
+            size_of::<super::ConnSlot>()
+        );
         assert!(size_of::<mqtt_session::Message>() <= 80);
         assert!(size_of::<mqtt_codec::Packet>() <= 88);
     }

@@ -278,6 +278,37 @@ async fn graceful_shutdown() {
     assert!(refused, "the listener is still open");
 }
 
+/// Graceful shutdown must end every connection and in-process subscriber
+/// and not leave work behind. A client that does not read keeps its
+/// connection task (and the socket, and the whole broker state) alive
+/// forever: after `shutdown` returns, the in-process subscription is still
+/// open.
+#[tokio::test]
+async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
+    let (broker, addr) = start(Broker::builder().config(config())).await;
+    let mut local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
+    let mut sub = Raw::tcp_small_buffer(addr, V3_1_1).await;
+    sub.send(connect_packet(V3_1_1, "stuck", true)).await;
+    // Reads CONNACK and SUBACK, then never reads again.
+    assert!(matches!(sub.recv().await, Packet::ConnAck(_)));
+    sub.subscribe("big/#", QoS::AtMostOnce).await;
+    let payload = vec![b'x'; 64 * 1024];
+    for _ in 0..200 {
+        broker.publish(topic("big/t"), payload.clone(), QoS::AtMostOnce, false);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    broker.shutdown().await;
+    eprintln!("shutdown took {:?}", started.elapsed());
+    let ended = tokio::time::timeout(Duration::from_secs(3), local.recv()).await;
+    assert!(
+        matches!(ended, Ok(None)),
+        "the in-process subscription is still open after shutdown: {ended:?}"
+    );
+    // Its socket is closed too (after what the kernel had taken).
+    sub.expect_closed().await;
+}
+
 // ----- authentication -----------------------------------------------------------------------------
 
 /// One user with one password.
