@@ -148,6 +148,11 @@ struct ConnSlot {
     /// Its task, to end it if a shutdown's grace period is over before it
     /// ended (see [`State::take_tasks`]).
     task: Option<AbortHandle>,
+    /// Its task does not read it for its own backlog and said so (see
+    /// [`State::output_moved`]).
+    paused: bool,
+    /// Its output moved since Keep Alive was last deferred for it.
+    moved: bool,
 }
 
 /// Bytes lent to a publishing task for write-through (see the module
@@ -180,6 +185,10 @@ impl ConnSlot {
 
 /// See [`ConnSlot::progress`].
 const STALLED: Duration = Duration::from_millis(200);
+
+/// How long Keep Alive waits, at a time, for a connected client that the
+/// broker does not read for its backlog (see [`State::output_moved`]).
+const KEEP_ALIVE_DEFERRED: Duration = Duration::from_secs(30);
 
 /// Messages queued for a moving subscriber (behind its inflight window)
 /// beyond which the publishers that route to it wait; they go on once it
@@ -408,6 +417,8 @@ impl State {
             stream,
             lent: false,
             task: None,
+            paused: false,
+            moved: false,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
@@ -431,6 +442,32 @@ impl State {
             .iter_mut()
             .filter_map(|(_, c)| c.task.take())
             .collect()
+    }
+
+    /// Bytes encoded for `conn` that its task has not taken.
+    pub(crate) fn queued(&self, conn: usize) -> usize {
+        self.conns.get(conn).map_or(0, |c| c.out.len())
+    }
+
+    /// The task of `conn` stopped reading it because its own output is
+    /// over `max_pending_bytes` (its client reads slower than it is
+    /// answered or sent to), or wrote some of that output since (`true`);
+    /// or it reads it again (`false`).
+    ///
+    /// Keep Alive is about the client, not the broker: [MQTT-3.1.2-24]
+    /// closes a connection from which nothing was received for 1.5 times
+    /// the Keep Alive, and what this client sent may wait unread in the
+    /// socket. So meanwhile its Keep Alive is deferred, by
+    /// [`KEEP_ALIVE_DEFERRED`] at a time (see [`State::timeouts`]), as long
+    /// as its output moved in that time: a client that neither reads nor
+    /// sends (hung) is still closed. The task sees its output move only
+    /// when the kernel's send buffer has room again: a client reading so
+    /// slowly that this takes longer can still be closed by Keep Alive.
+    pub(crate) fn output_moved(&mut self, conn: usize, paused: bool) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.paused = paused;
+            c.moved = paused;
+        }
     }
 
     fn session_of(&self, conn: usize) -> Option<usize> {
@@ -1231,7 +1268,9 @@ impl State {
                         // (or four times over), when QoS 0 is dropped.
                         if moving && x.out.len() < self.max_pending.saturating_mul(4) {
                             // Never on itself: its own task must go on
-                            // writing what it reads.
+                            // writing what it reads (it stops reading by
+                            // itself while its output is over the limit,
+                            // see `conn::run`).
                             if from != Some(s) && !self.pressure.contains(&s) {
                                 self.pressure.push(s);
                             }
@@ -1377,6 +1416,21 @@ impl State {
                 continue;
             };
             slot.deadline = None;
+            // A connected session's only timer is Keep Alive: deferred
+            // while its connection is not read for its backlog and its
+            // output moves (see `output_moved`). What the client sent is
+            // read once the output drains, and restarts it.
+            let deferred = slot.session.is_connected()
+                && slot
+                    .conn
+                    .and_then(|c| self.conns.get_mut(c))
+                    .is_some_and(|c| c.paused && std::mem::take(&mut c.moved));
+            if deferred {
+                let later = now + KEEP_ALIVE_DEFERRED;
+                slot.deadline = Some(later);
+                self.deadlines.insert((later, s));
+                continue;
+            }
             slot.session.handle_timeout(now);
             self.drive(now, s, false);
         }
