@@ -10,7 +10,7 @@ use bytes::Bytes;
 use mqtt_codec::{QoS, SubscriptionOptions};
 use mqtt_session::Message;
 use mqtt_topic::{TopicFilter, TopicName};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -23,6 +23,9 @@ use crate::store::{self, Store};
 /// Granularity of the session timers (connect timeout, keep-alive, will
 /// delay, session expiry).
 const TICK: Duration = Duration::from_millis(100);
+
+/// How long [`Broker::shutdown`] lets the connections flush what they have.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -247,6 +250,10 @@ impl Broker {
     }
 
     /// Publishes a message from inside the process, as a client would.
+    ///
+    /// It is not a PUBLISH packet received: [`Stats::publish_received`]
+    /// (`$SYS/broker/publish/messages/received`) counts only what clients
+    /// send over the network.
     pub fn publish(&self, topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) {
         self.publish_message(Message::new(topic, payload, qos, retain));
     }
@@ -291,19 +298,40 @@ impl Broker {
 
     /// Stops accepting connections, closes every connection (MQTT 5.0
     /// clients get DISCONNECT 0x8B, Server shutting down), saves the
-    /// persistent sessions to the store, and waits up to 5 s for the
+    /// persistent sessions to the store, waits up to 5 s for the
     /// connections to flush and up to 5 s for the store to be written.
+    ///
+    /// A connection still open after those 5 s (its client does not read
+    /// what is left to write) is closed without the rest. When this
+    /// returns, every in-process subscription has ended
+    /// ([`LocalSubscription::recv`] returns `None`).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         self.shared.lock().shutdown(Instant::now());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.shared.counters.connections.load(Relaxed) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.wait_for_connections(SHUTDOWN_GRACE).await;
+        // A task whose client does not read would wait to write forever,
+        // keeping its socket and, through its `Shared`, the whole state
+        // (and the in-process subscriptions) alive. Each aborted task
+        // closes its connection as it is dropped.
+        let left = self.shared.lock().take_tasks();
+        if !left.is_empty() {
+            tracing::warn!(
+                connections = left.len(),
+                "closing connections that did not flush within the shutdown grace period"
+            );
+            for t in &left {
+                t.abort();
+            }
+            self.wait_for_connections(Duration::from_secs(1)).await;
         }
         for t in &self.tasks {
             t.abort();
         }
-        self.shared.lock().close_store();
+        {
+            let mut state = self.shared.lock();
+            state.close_locals();
+            state.close_store();
+        }
         if let Some(task) = self.store_task.take() {
             if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
@@ -311,6 +339,16 @@ impl Broker {
             {
                 tracing::error!("the store did not finish writing within 5 s");
             }
+        }
+    }
+}
+
+impl Broker {
+    /// Waits until no connection is open, for `at_most`.
+    async fn wait_for_connections(&self, at_most: Duration) {
+        let deadline = Instant::now() + at_most;
+        while self.shared.counters.connections.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -373,7 +411,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
                     drop(stream);
                     continue;
                 }
-                tokio::spawn(crate::conn::run(shared.clone(), stream));
+                serve(&shared, stream);
             }
             Err(e) => {
                 // Out of file descriptors, or similar: wait a little.
@@ -382,6 +420,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             }
         }
     }
+}
+
+/// Opens a connection in the state and spawns its task.
+fn serve(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    // Shared with the state for write-through (see `state::Lent`).
+    let stream = Arc::new(stream);
+    let mut state = shared.lock();
+    let conn = state.open(Instant::now(), Some(stream.clone()));
+    // Spawned under the lock: the slot has its task's handle before the
+    // task can end and free the slot.
+    let task = tokio::spawn(crate::conn::run(shared.clone(), stream, conn));
+    state.set_task(conn, task.abort_handle());
 }
 
 async fn timer_loop(shared: Weak<Shared>) {

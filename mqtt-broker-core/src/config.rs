@@ -55,6 +55,12 @@ pub struct Config {
     /// beyond which QoS 0 messages to it are dropped and counted: a
     /// subscriber that does not read never makes memory grow without bound.
     /// Default: 1 MiB.
+    ///
+    /// Nor does a client that sends without reading: the answers to what it
+    /// sends (PINGRESP, PUBACK, SUBACK, its own messages) cannot be dropped,
+    /// so while its output is over this limit it is not read (it waits in
+    /// its socket) until the output drains below. Keep Alive waits
+    /// meanwhile as long as the output moves.
     pub max_pending_bytes: usize,
     /// Time a new connection has to send CONNECT. Default: 10 s.
     pub connect_timeout: Duration,

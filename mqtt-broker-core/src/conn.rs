@@ -33,6 +33,11 @@ const PRESSURE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// Packets fed to the state per lock acquisition, at most.
 const BATCH: usize = 512;
 
+/// A connection not read for its own backlog (see `run`) tells the state
+/// so, and then that its output still moves at most this often: Keep
+/// Alive waits meanwhile (see `State::output_moved`).
+const MOVED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 enum Ready {
     Write(io::Result<()>),
     Read(io::Result<()>),
@@ -40,11 +45,12 @@ enum Ready {
     Relief,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    // Shared with the state for write-through (see `state::Lent`).
-    let stream = Arc::new(stream);
-    let conn = shared.lock().open(Instant::now(), Some(stream.clone()));
+/// Serves connection `conn`, opened in the state for `stream` (which the
+/// state shares for write-through, see `state::Lent`), until it closes or
+/// its task is aborted (see [`Broker::shutdown`](crate::Broker::shutdown)).
+pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<TcpStream>, conn: usize) {
+    let guard = Closer { shared, conn };
+    let shared = &guard.shared;
     let mut decoder = Decoder::new();
     decoder.set_max_packet_size(shared.config.max_packet_size);
     let mut inbuf = BytesMut::new();
@@ -55,6 +61,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
     let mut chunk = READ_MIN;
     // Congested subscribers this connection's last input was routed to.
     let mut held: Vec<usize> = Vec::new();
+    // Bytes of this connection's output the state held after its last
+    // input (not taken because `out` was not written yet).
+    let mut queued = 0usize;
+    // While it is not read for its own backlog: when to tell the state
+    // next that its output moves.
+    let mut paused: Option<Instant> = None;
 
     loop {
         let mut process = false;
@@ -63,7 +75,25 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
         // Backpressure: while subscribers this connection published to are
         // congested (and draining), it is not read; it still writes.
         let held_back = !held.is_empty();
-        let (write, read) = (!out.is_empty(), reading && !closing && !held_back);
+        // Nor is it read while its own output is over `max_pending_bytes`:
+        // the answers to what it sends (PINGRESP, PUBACK, SUBACK, its own
+        // messages) cannot be dropped, so a client that sends without
+        // reading would otherwise make them pile up without bound. It is
+        // read again once what it holds drains below the limit. (With `out`
+        // empty it is read: what the state holds is taken with the input,
+        // at the cost of the answers to one more read.)
+        let backlog =
+            !out.is_empty() && out.len().saturating_add(queued) >= shared.config.max_pending_bytes;
+        if backlog != paused.is_some() {
+            // Rare: only a client that reads slower than it is answered or
+            // sent to, beyond the limit, gets here.
+            paused = backlog.then(|| Instant::now() + MOVED_EVERY);
+            shared.lock().output_moved(conn, backlog);
+        }
+        let (write, read) = (
+            !out.is_empty(),
+            reading && !closing && !held_back && !backlog,
+        );
         let ready = {
             let mut relief = held_back.then(|| {
                 Box::pin(tokio::time::timeout(
@@ -106,6 +136,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 match stream.try_write(&out) {
                     Ok(n) => {
                         Counters::add(&shared.counters.bytes_sent, n as u64);
+                        if let Some(due) = &mut paused {
+                            // Not read, but its client reads: Keep Alive
+                            // waits (see `State::output_moved`).
+                            let now = Instant::now();
+                            if now >= *due {
+                                *due = now + MOVED_EVERY;
+                                shared.lock().output_moved(conn, true);
+                            }
+                        }
                         out.advance(n);
                         if out.is_empty() {
                             // Release the buffer now, not at the next write.
@@ -159,7 +198,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 }
             }
             Ready::Output(o) => {
-                if !accept_output(&shared, o, &mut out, &mut closing) {
+                // All of it taken.
+                queued = 0;
+                if !accept_output(shared, o, &mut out, &mut closing) {
                     break;
                 }
             }
@@ -182,7 +223,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                 // outlives it, keeping the task of an idle connection small.
                 let hook = {
                     let step = input(
-                        &shared,
+                        shared,
                         conn,
                         &mut decoder,
                         &mut inbuf,
@@ -192,6 +233,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                     );
                     ok &= step.ok;
                     woke |= step.woke;
+                    if let Some(q) = step.queued {
+                        queued = q;
+                    }
                     let Some(mut p) = step.hook else {
                         break step.taken;
                     };
@@ -200,7 +244,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
                         // connection stays smaller.
                         info.peer = stream.peer_addr().ok();
                     }
-                    Box::pin(resolve_all(&shared, conn, p))
+                    Box::pin(resolve_all(shared, conn, p))
                 };
                 hook.await;
                 shared.lock().take_pressure(&mut held);
@@ -214,7 +258,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
             }
             // Taken under the same lock as the input.
             if let Some(o) = taken {
-                if !accept_output(&shared, o, &mut out, &mut closing) {
+                if !accept_output(shared, o, &mut out, &mut closing) {
                     break;
                 }
             }
@@ -226,11 +270,26 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream) {
             }
         }
     }
-    shared.lock().close(Instant::now(), conn);
-    shared
-        .counters
-        .connections
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    // `guard` closes the connection.
+}
+
+/// Closes a connection in the state when its task ends, however it ends:
+/// also when the task is aborted at an await (see
+/// [`Broker::shutdown`](crate::Broker::shutdown)), so that the state keeps
+/// no slot (nor socket) of a task that is gone.
+struct Closer {
+    shared: Arc<Shared>,
+    conn: usize,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.shared.lock().close(Instant::now(), self.conn);
+        self.shared
+            .counters
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Takes `o` as the bytes to write next; false when the connection is
@@ -259,6 +318,9 @@ struct Step {
     hook: Option<Pending>,
     /// Routing gave bytes to other connections' waiting tasks.
     woke: bool,
+    /// Bytes of the connection's output left in the state (not taken),
+    /// as of the last lock; `None` if the lock was not taken.
+    queued: Option<usize>,
 }
 
 /// Decodes what `inbuf` holds and feeds it to the state, batch by batch,
@@ -275,6 +337,7 @@ fn input(
     take: bool,
 ) -> Step {
     let mut woke = false;
+    let mut queued = None;
     loop {
         let mut error: Option<DecodeError> = None;
         while packets.len() < BATCH {
@@ -293,6 +356,7 @@ fn input(
                 taken: None,
                 hook: None,
                 woke,
+                queued,
             };
         }
         let batch = packets.len();
@@ -311,6 +375,7 @@ fn input(
             let direct = pending.is_none();
             let taken =
                 (direct && take && (!full || !held.is_empty())).then(|| st.output(now, conn));
+            queued = Some(st.queued(conn));
             let lent = st.take_lent();
             if st.take_relief() {
                 shared.drained.notify_waiters();
@@ -330,6 +395,7 @@ fn input(
                 taken,
                 hook,
                 woke,
+                queued,
             };
         }
     }

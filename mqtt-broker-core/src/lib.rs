@@ -32,7 +32,9 @@
 //! is encoded into each connection's output buffer before its task is
 //! woken. Nothing awaits under the lock; the async hooks run between two
 //! acquisitions. Memory per client is bounded by the session's inflight
-//! window and queue, and by `max_pending_bytes` for QoS 0.
+//! window and queue, and by `max_pending_bytes` for QoS 0 and for the
+//! answers to what the client sends (it is not read while its output is
+//! over that).
 #![warn(missing_docs)]
 
 mod broker;

@@ -38,6 +38,7 @@ use slab::Slab;
 use std::task::Waker;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::hooks::{ClientInfo, ConnectInfo};
 use crate::stats::{Counters, Stats};
@@ -159,6 +160,14 @@ struct ConnSlot {
     /// Bytes of this connection are lent to another task (see [`Lent`]):
     /// its own task takes no output until they are given back.
     lent: bool,
+    /// Its task, to end it if a shutdown's grace period is over before it
+    /// ended (see [`State::take_tasks`]).
+    task: Option<AbortHandle>,
+    /// Its task does not read it for its own backlog and said so (see
+    /// [`State::output_moved`]).
+    paused: bool,
+    /// Its output moved since Keep Alive was last deferred for it.
+    moved: bool,
 }
 
 /// Bytes lent to a publishing task for write-through (see the module
@@ -191,6 +200,10 @@ impl ConnSlot {
 
 /// See [`ConnSlot::progress`].
 const STALLED: Duration = Duration::from_millis(200);
+
+/// How long Keep Alive waits, at a time, for a connected client that the
+/// broker does not read for its backlog (see [`State::output_moved`]).
+const KEEP_ALIVE_DEFERRED: Duration = Duration::from_secs(30);
 
 /// Messages queued for a moving subscriber (behind its inflight window)
 /// beyond which the publishers that route to it wait; they go on once it
@@ -497,12 +510,58 @@ impl State {
             progress: now,
             stream,
             lent: false,
+            task: None,
+            paused: false,
+            moved: false,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
         }
         self.update_deadline(s);
         c
+    }
+
+    /// Connection `conn`'s task.
+    pub(crate) fn set_task(&mut self, conn: usize, task: AbortHandle) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.task = Some(task);
+        }
+    }
+
+    /// The tasks of the connections still open, to abort: at the end of a
+    /// shutdown's grace period, what is left are connections whose client
+    /// does not read, which would otherwise wait to write forever.
+    pub(crate) fn take_tasks(&mut self) -> Vec<AbortHandle> {
+        self.conns
+            .iter_mut()
+            .filter_map(|(_, c)| c.task.take())
+            .collect()
+    }
+
+    /// Bytes encoded for `conn` that its task has not taken.
+    pub(crate) fn queued(&self, conn: usize) -> usize {
+        self.conns.get(conn).map_or(0, |c| c.out.len())
+    }
+
+    /// The task of `conn` stopped reading it because its own output is
+    /// over `max_pending_bytes` (its client reads slower than it is
+    /// answered or sent to), or wrote some of that output since (`true`);
+    /// or it reads it again (`false`).
+    ///
+    /// Keep Alive is about the client, not the broker: [MQTT-3.1.2-24]
+    /// closes a connection from which nothing was received for 1.5 times
+    /// the Keep Alive, and what this client sent may wait unread in the
+    /// socket. So meanwhile its Keep Alive is deferred, by
+    /// [`KEEP_ALIVE_DEFERRED`] at a time (see [`State::timeouts`]), as long
+    /// as its output moved in that time: a client that neither reads nor
+    /// sends (hung) is still closed. The task sees its output move only
+    /// when the kernel's send buffer has room again: a client reading so
+    /// slowly that this takes longer can still be closed by Keep Alive.
+    pub(crate) fn output_moved(&mut self, conn: usize, paused: bool) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.paused = paused;
+            c.moved = paused;
+        }
     }
 
     fn session_of(&self, conn: usize) -> Option<usize> {
@@ -964,6 +1023,8 @@ impl State {
                     slot.session.reject(now, ReasonCode::ServerUnavailable);
                 }
                 Event::Message { message, .. } => {
+                    // A PUBLISH packet from the client (see
+                    // `Stats::publish_received`).
                     Counters::add(&self.counters.publish_received, 1);
                     if self.authorize && hooks {
                         pending = Some(Pending::Publish(client_info(slot), message));
@@ -988,7 +1049,8 @@ impl State {
                     }
                 }
                 Event::Will(message) => {
-                    Counters::add(&self.counters.publish_received, 1);
+                    // Not counted as a PUBLISH received: it came in the
+                    // CONNECT, counted then as the packet it was.
                     self.route(now, None, message);
                 }
                 Event::Dropped { .. } => Counters::add(&self.counters.publish_dropped, 1),
@@ -1298,7 +1360,9 @@ impl State {
                         // (or four times over), when QoS 0 is dropped.
                         if moving && x.out.len() < self.max_pending.saturating_mul(4) {
                             // Never on itself: its own task must go on
-                            // writing what it reads.
+                            // writing what it reads (it stops reading by
+                            // itself while its output is over the limit,
+                            // see `conn::run`).
                             if from != Some(s) && !self.pressure.contains(&s) {
                                 self.pressure.push(s);
                             }
@@ -1446,6 +1510,21 @@ impl State {
                 continue;
             };
             slot.deadline = None;
+            // A connected session's only timer is Keep Alive: deferred
+            // while its connection is not read for its backlog and its
+            // output moves (see `output_moved`). What the client sent is
+            // read once the output drains, and restarts it.
+            let deferred = slot.session.is_connected()
+                && slot
+                    .conn
+                    .and_then(|c| self.conns.get_mut(c))
+                    .is_some_and(|c| c.paused && std::mem::take(&mut c.moved));
+            if deferred {
+                let later = now + KEEP_ALIVE_DEFERRED;
+                slot.deadline = Some(later);
+                self.deadlines.insert((later, s));
+                continue;
+            }
             slot.session.handle_timeout(now);
             self.drive(now, s, false);
         }
@@ -1457,8 +1536,11 @@ impl State {
 
     // ----- in-process clients -----------------------------------------------------------------
 
+    /// Routes a message published inside the process: by the embedding
+    /// application ([`Broker::publish`](crate::Broker::publish)) or by the
+    /// broker itself (`$SYS`). Not counted as a PUBLISH received, which
+    /// counts packets from clients only (see `Stats::publish_received`).
     pub(crate) fn local_publish(&mut self, now: Instant, message: Message) {
-        Counters::add(&self.counters.publish_received, 1);
         self.route(now, None, message);
         self.flush_touched(now);
         // In-process publishers are not held back.
@@ -1526,6 +1608,16 @@ impl State {
         }
     }
 
+    /// Ends the in-process subscriptions: their queues close, and
+    /// [`LocalSubscription::recv`](crate::LocalSubscription::recv) returns
+    /// `None` once they are read.
+    pub(crate) fn close_locals(&mut self) {
+        let locals = std::mem::take(&mut self.locals);
+        for (l, local) in &locals {
+            self.subs.remove(&local.filter, &SubKey::Local(l));
+        }
+    }
+
     /// Drops the store channel: the writer ends once it has applied every
     /// change sent so far.
     pub(crate) fn close_store(&mut self) {
@@ -1568,8 +1660,13 @@ mod sizes {
             size_of::<mqtt_session::ServerSession>()
         );
         assert!(size_of::<super::SessionSlot>() <= 88);
-        // 8 bytes of it are the socket kept for write-through.
-        assert!(size_of::<super::ConnSlot>() <= 104);
+        // 8 bytes of it are the socket kept for write-through, 8 the
+        // task's handle (a shutdown ends the tasks that did not end).
+        assert!(
+            size_of::<super::ConnSlot>() <= 112,
+            "{}",
+            size_of::<super::ConnSlot>()
+        );
         assert!(size_of::<mqtt_session::Message>() <= 80);
         assert!(size_of::<mqtt_codec::Packet>() <= 88);
     }

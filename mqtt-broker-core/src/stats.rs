@@ -68,18 +68,24 @@ pub struct Stats {
     pub clients_maximum: u64,
     /// Sessions, connected or not.
     pub clients_total: u64,
-    /// MQTT packets received.
+    /// MQTT packets received from clients.
     pub messages_received: u64,
     /// MQTT packets sent.
     pub messages_sent: u64,
-    /// PUBLISH packets received.
+    /// PUBLISH packets received from clients, as Mosquitto counts
+    /// `$SYS/broker/publish/messages/received`: a subset of
+    /// [`messages_received`](Self::messages_received). Messages that no
+    /// client sent over the network are not counted: wills (their CONNECT
+    /// was counted), the broker's own `$SYS` messages, and in-process
+    /// [`Broker::publish`](crate::Broker::publish) (none of them is a
+    /// packet, nor adds to [`bytes_received`](Self::bytes_received)).
     pub publish_received: u64,
     /// PUBLISH packets sent.
     pub publish_sent: u64,
     /// Messages dropped: QoS 0 to a subscriber too slow to read, full
     /// queues, expired, refused by the authorizer.
     pub publish_dropped: u64,
-    /// Bytes received.
+    /// Bytes received from clients.
     pub bytes_received: u64,
     /// Bytes sent.
     pub bytes_sent: u64,

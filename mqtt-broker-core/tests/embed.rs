@@ -278,6 +278,37 @@ async fn graceful_shutdown() {
     assert!(refused, "the listener is still open");
 }
 
+/// Graceful shutdown must end every connection and in-process subscriber
+/// and not leave work behind. A client that does not read keeps its
+/// connection task (and the socket, and the whole broker state) alive
+/// forever: after `shutdown` returns, the in-process subscription is still
+/// open.
+#[tokio::test]
+async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
+    let (broker, addr) = start(Broker::builder().config(config())).await;
+    let mut local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
+    let mut sub = Raw::tcp_small_buffer(addr, V3_1_1).await;
+    sub.send(connect_packet(V3_1_1, "stuck", true)).await;
+    // Reads CONNACK and SUBACK, then never reads again.
+    assert!(matches!(sub.recv().await, Packet::ConnAck(_)));
+    sub.subscribe("big/#", QoS::AtMostOnce).await;
+    let payload = vec![b'x'; 64 * 1024];
+    for _ in 0..200 {
+        broker.publish(topic("big/t"), payload.clone(), QoS::AtMostOnce, false);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    broker.shutdown().await;
+    eprintln!("shutdown took {:?}", started.elapsed());
+    let ended = tokio::time::timeout(Duration::from_secs(3), local.recv()).await;
+    assert!(
+        matches!(ended, Ok(None)),
+        "the in-process subscription is still open after shutdown: {ended:?}"
+    );
+    // Its socket is closed too (after what the kernel had taken).
+    sub.expect_closed().await;
+}
+
 // ----- authentication -----------------------------------------------------------------------------
 
 /// One user with one password.
@@ -892,7 +923,8 @@ async fn stats_values() {
     assert_eq!(s.messages_received, 6, "{s:?}");
     // Out: CONNACK x2, SUBACK, PUBACK, PUBLISH, PINGRESP.
     assert_eq!(s.messages_sent, 6, "{s:?}");
-    assert_eq!(s.publish_received, 2, "{s:?}");
+    // B's PUBLISH; the local publish is no packet received.
+    assert_eq!(s.publish_received, 1, "{s:?}");
     assert_eq!(s.publish_sent, 1, "{s:?}");
     assert_eq!(s.publish_dropped, 0, "{s:?}");
     assert_eq!(s.retained, 1, "{s:?}");
@@ -911,4 +943,43 @@ async fn stats_values() {
     let s = broker.stats();
     assert_eq!((s.clients_total, s.clients_disconnected), (1, 1), "{s:?}");
     assert_eq!(s.subscriptions, 1, "{s:?}");
+}
+
+/// The broker's own `$SYS` publications are counted as PUBLISH packets
+/// received (`$SYS/broker/publish/messages/received`), 17 per interval,
+/// with no client at all: the count even exceeds `messages/received`
+/// ("MQTT packets received"), which should include every PUBLISH received.
+#[tokio::test]
+async fn sys_publications_counted_as_publish_received() {
+    let mut cfg = config();
+    cfg.sys_interval = Duration::from_millis(100);
+    let (broker, _addr) = start(Broker::builder().config(cfg)).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let st = broker.stats();
+    assert!(
+        st.publish_received <= st.messages_received,
+        "publish_received {} > messages_received {} with no client connected",
+        st.publish_received,
+        st.messages_received
+    );
+}
+
+/// Neither a will nor an in-process publish is a PUBLISH packet received:
+/// `publish_received` counts only what clients send over the network.
+#[tokio::test]
+async fn wills_and_local_publishes_are_not_publish_packets_received() {
+    let (broker, addr) = start(Broker::builder().config(config())).await;
+    let mut local = broker.subscribe(filter("w/#"), QoS::AtMostOnce);
+    let mut c = connect_packet(V5, "st-will", true);
+    c.will = Some(mqtt_codec::Will::new(
+        mqtt_codec::TopicName::try_from("w/gone").unwrap(),
+        Bytes::from_static(b"will"),
+    ));
+    let (client, _) = Raw::connect_raw(addr, c).await;
+    broker.publish(topic("w/local"), "x", QoS::AtMostOnce, false);
+    assert_eq!(local_recv(&mut local).await.payload, "x");
+    client.drop_connection();
+    assert_eq!(local_recv(&mut local).await.payload, "will");
+    let s = broker.stats();
+    assert_eq!((s.messages_received, s.publish_received), (1, 0), "{s:?}");
 }

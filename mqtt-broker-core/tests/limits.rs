@@ -18,6 +18,7 @@ use mqtt_broker_core::QueuePolicy;
 use mqtt_codec::{
     Packet, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubscriptionOptions, Will,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ----- max_connections ------------------------------------------------------------------------
 
@@ -421,6 +422,92 @@ async fn max_pending_bytes_qos0_slow_reader() {
     assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
     assert_eq!(got.len() as u64 + dropped, sent as u64);
     sub.expect_nothing().await;
+}
+
+/// Memory per client is documented as bounded ("by the session's inflight
+/// window and queue, and by `max_pending_bytes` for QoS 0"). A client that
+/// sends packets that need an answer (PINGREQ here; PUBLISH QoS 1 or
+/// SUBSCRIBE do the same) and never reads makes the broker buffer every
+/// answer: its own connection is never held back.
+#[tokio::test]
+async fn answers_to_a_client_that_never_reads_grow_without_bound() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 1024;
+    let (broker, addr) = start(cfg).await;
+    let c = Client::tcp_small_buffer(addr, V3_1_1).await;
+    let (c, _) = c.handshake(connect_packet(V3_1_1, "pinger", true)).await;
+    let mut stream = c.into_stream();
+    const TOTAL: usize = 24 << 20;
+    let chunk: Vec<u8> = [0xC0u8, 0x00].repeat(32 * 1024);
+    let write = async {
+        let mut sent = 0;
+        while sent < TOTAL {
+            stream.write_all(&chunk).await.unwrap();
+            sent += chunk.len();
+        }
+    };
+    // Kernel buffers can absorb part of it, so the write alone proves
+    // nothing; what the broker read minus what it wrote is what it holds.
+    let _ = tokio::time::timeout(Duration::from_secs(30), write).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = broker.stats();
+    let held = st.bytes_received.saturating_sub(st.bytes_sent);
+    assert!(
+        held < 1 << 20,
+        "the broker holds {held} bytes of PINGRESP for one client \
+         (received {}, sent {}), max_pending_bytes = 1024",
+        st.bytes_received,
+        st.bytes_sent
+    );
+    drop(stream);
+}
+
+/// A client that sends faster than it reads is not read while its answers
+/// are over `max_pending_bytes`, and not closed by Keep Alive meanwhile
+/// while it reads, however slowly (what it sent waits unread in the
+/// socket, [MQTT-3.1.2-24] is not about that): every PINGREQ is answered
+/// once it reads faster.
+#[tokio::test]
+async fn a_slow_reader_that_is_not_read_keeps_its_keep_alive() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 1024;
+    let (_broker, addr) = start(cfg).await;
+    let c = Client::tcp_small_buffer(addr, V3_1_1).await;
+    let mut connect = connect_packet(V3_1_1, "slow", true);
+    // 1.5 s without a packet read closes it.
+    connect.keep_alive = 1;
+    let (c, _) = c.handshake(connect).await;
+    let (mut rd, mut wr) = c.into_stream().into_split();
+    const PINGS: usize = 2 << 20;
+    let writer = tokio::spawn(async move {
+        let chunk: Vec<u8> = [0xC0u8, 0x00].repeat(32 * 1024);
+        for _ in 0..PINGS / (32 * 1024) {
+            wr.write_all(&chunk).await.unwrap();
+        }
+        wr
+    });
+    // 10 KB/s for 4 s: the broker's output stays over the limit for
+    // longer than 1.5 s at a time.
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let slow_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < slow_until {
+        let n = rd.read(&mut buf[..1024]).await.unwrap();
+        assert!(n > 0, "closed while reading slowly, after {got} bytes");
+        got += n;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while got < 2 * PINGS {
+        let n = tokio::time::timeout(TIMEOUT, rd.read(&mut buf))
+            .await
+            .expect("answers stopped")
+            .unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        got += n;
+    }
+    assert_eq!(got, 2 * PINGS);
+    assert!(buf[..2].eq(&[0xD0, 0x00]));
+    let _wr = writer.await.unwrap();
 }
 
 // ----- connect_timeout ------------------------------------------------------------------------
