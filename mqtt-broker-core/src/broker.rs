@@ -140,8 +140,7 @@ impl BrokerBuilder {
             None => (None, None),
         };
         let mut state = State::new(
-            self.config.session_config(),
-            self.config.max_pending_bytes,
+            &self.config,
             self.authorizer.is_some(),
             counters.clone(),
             store_tx,

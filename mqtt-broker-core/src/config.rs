@@ -76,6 +76,41 @@ pub struct Config {
     /// Cap on the Session Expiry Interval, in seconds. Default: none
     /// (`u32::MAX`).
     pub max_session_expiry_interval: u32,
+    /// Subscriptions one client's session may hold. A SUBSCRIBE filter that
+    /// would add one beyond it is refused in its SUBACK with 0x97 Quota
+    /// exceeded (MQTT 5.0; 3.1.1: 0x80 Failure), the filters before it
+    /// being granted; a filter the session is already subscribed to
+    /// replaces that subscription [MQTT-3.8.4-3] and is always granted.
+    /// Without it one client could grow the subscription tree, and its
+    /// session, without bound. `usize::MAX`: no limit. Default: 1,000
+    /// (wildcards make more rarely needed).
+    pub max_subscriptions_per_client: usize,
+    /// Topics with a retained message. A retained PUBLISH to a topic that
+    /// has none while this many have one is not retained, and counted in
+    /// [`Stats::retained_refused`](crate::Stats::retained_refused); it is
+    /// still delivered to the subscribers and acknowledged as usual (an
+    /// error code in PUBACK / PUBREC would tell the publisher it was not
+    /// accepted, when it was). Replacing or clearing (empty payload) a
+    /// retained message always works. Without it clients publishing to ever
+    /// new topics would grow the retained set without bound. Retained
+    /// messages restored from a [`Store`](crate::Store) are all kept, and
+    /// count. `usize::MAX`: no limit. Default: 1,000,000 (ten per connection at the default
+    /// `max_connections`, a few hundred MB of small messages).
+    pub max_retained_messages: usize,
+    /// Sessions held at once, connected or kept for an absent client. A
+    /// CONNECT that would create a new one beyond it is refused with
+    /// CONNACK 0x97 Quota exceeded (MQTT 5.0; 3.1.1: 0x03 Server
+    /// unavailable) and counted in
+    /// [`Stats::sessions_refused`](crate::Stats::sessions_refused);
+    /// resuming or taking over the session of a client identifier the
+    /// broker holds always works. Without it clients connecting with ever
+    /// new identifiers and a long Session Expiry Interval (3.1.1: Clean
+    /// Session 0) would leave sessions behind without bound. Sessions
+    /// restored from a [`Store`](crate::Store) are all kept, and count.
+    /// `usize::MAX`: no limit. Default: 200,000 (every connection the
+    /// default `max_connections` allows, and as many sessions of absent
+    /// clients).
+    pub max_sessions: usize,
     /// Interval at which `$SYS/broker/...` statistics are published; zero
     /// disables them. Default: 10 s.
     pub sys_interval: Duration,
@@ -99,6 +134,9 @@ impl Default for Config {
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
             max_session_expiry_interval: u32::MAX,
+            max_subscriptions_per_client: 1_000,
+            max_retained_messages: 1_000_000,
+            max_sessions: 200_000,
             sys_interval: Duration::from_secs(10),
         }
     }
@@ -118,6 +156,15 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
+        }
+        if self.max_subscriptions_per_client == 0 {
+            return Err("max_subscriptions_per_client must be at least 1".into());
+        }
+        if self.max_retained_messages == 0 {
+            return Err("max_retained_messages must be at least 1 (retain_available = false disables retained messages)".into());
+        }
+        if self.max_sessions == 0 {
+            return Err("max_sessions must be at least 1".into());
         }
         if self.connect_timeout.is_zero() || self.connect_timeout > DAY {
             return Err("connect_timeout must be between 1 ms and 1 day".into());

@@ -40,6 +40,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::config::Config;
 use crate::hooks::{ClientInfo, ConnectInfo};
 use crate::stats::{Counters, Stats};
 use crate::store::StoreOp;
@@ -257,6 +258,13 @@ pub(crate) struct State {
     /// Shared by every session.
     session_config: Arc<ServerConfig>,
     max_pending: usize,
+    /// `Config::max_subscriptions_per_client` (see
+    /// [`apply_subscribe`](Self::apply_subscribe)).
+    max_subscriptions: usize,
+    /// `Config::max_retained_messages` (see [`retain`](Self::retain)).
+    max_retained: usize,
+    /// `Config::max_sessions` (see [`connect_decided`](Self::connect_decided)).
+    max_sessions: usize,
     authorize: bool,
     counters: Arc<Counters>,
     store: Option<mpsc::UnboundedSender<StoreOp>>,
@@ -304,15 +312,17 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(
-        session_config: ServerConfig,
-        max_pending: usize,
+        config: &Config,
         authorize: bool,
         counters: Arc<Counters>,
         store: Option<mpsc::UnboundedSender<StoreOp>>,
     ) -> Self {
         Self {
-            session_config: Arc::new(session_config),
-            max_pending,
+            session_config: Arc::new(config.session_config()),
+            max_pending: config.max_pending_bytes,
+            max_subscriptions: config.max_subscriptions_per_client,
+            max_retained: config.max_retained_messages,
+            max_sessions: config.max_sessions,
             authorize,
             counters,
             store,
@@ -891,6 +901,23 @@ impl State {
             Arc::from(client_id)
         };
 
+        // `max_sessions`: a CONNECT that would add a session while the
+        // broker holds that many is refused with 0x97 Quota exceeded (3.1.1:
+        // 0x03 Server unavailable, see `ServerSession::reject`), whatever
+        // its Clean Start and Session Expiry Interval (a session held only
+        // while connected counts while it is). A client identifier the
+        // broker holds always gets its session (resumed, or replaced on
+        // Clean Start): that adds none.
+        if !self.by_id.contains_key(&cid) && self.by_id.len() >= self.max_sessions {
+            Counters::add(&self.counters.sessions_refused, 1);
+            tracing::warn!(client = %cid, "max_sessions reached: CONNECT refused");
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.session.reject(now, ReasonCode::QuotaExceeded);
+            }
+            self.held.remove(&conn);
+            return self.proceed(now, conn);
+        }
+
         // An existing session of the same client: take it over.
         if let Some(&old) = self.by_id.get(&cid) {
             if let Some(slot) = self.sessions.get_mut(old) {
@@ -1304,6 +1331,14 @@ impl State {
             }
             return;
         }
+        // `max_retained_messages`: a new topic is not kept while that many
+        // have a retained message; the message is still routed (and was
+        // acknowledged as accepted). Replacing one adds none.
+        if self.retained.len() >= self.max_retained && self.retained.get(&message.topic).is_none() {
+            Counters::add(&self.counters.retained_refused, 1);
+            tracing::debug!(topic = %message.topic, "max_retained_messages reached: not retained");
+            return;
+        }
         let mut kept = message.clone();
         kept.qos = message.qos;
         if !kept.properties.subscription_identifiers.is_empty()
@@ -1436,6 +1471,13 @@ impl State {
             return;
         };
         let key = SubKey::Session(s, slot.generation);
+        let reasons = within_subscription_quota(
+            self.max_subscriptions,
+            &self.counters,
+            slot.session.state(),
+            request,
+            reasons,
+        );
         let granted = match slot.session.suback(now, request, reasons) {
             Ok(g) => g,
             Err(e) => {
@@ -1638,6 +1680,43 @@ impl State {
     }
 }
 
+/// `reasons` with each filter that would add a subscription beyond `max`
+/// (`max_subscriptions_per_client`) to the session `state` refused with
+/// 0x97 Quota exceeded (a 3.1.1 SUBACK writes it 0x80 Failure), in order:
+/// the filters before it are granted. A filter the session is subscribed to
+/// (or that an earlier filter of the same SUBSCRIBE adds) replaces that
+/// subscription [MQTT-3.8.4-3] and adds none: it is granted at the limit.
+/// Filters already refused (invalid, or by the authorizer) count for
+/// nothing. Runs on SUBSCRIBE only (routing never looks at it), in
+/// O(n log n) for n filters: a SUBSCRIBE may carry many.
+fn within_subscription_quota(
+    max: usize,
+    counters: &Counters,
+    state: &SessionState,
+    request: &SubscribeRequest,
+    mut reasons: Vec<ReasonCode>,
+) -> Vec<ReasonCode> {
+    let mut count = state.subscription_count();
+    let mut added: BTreeSet<&TopicFilter> = BTreeSet::new();
+    for (entry, reason) in request.entries.iter().zip(reasons.iter_mut()) {
+        let Ok(filter) = &entry.filter else {
+            continue;
+        };
+        if reason.is_error() || state.is_subscribed(filter) || added.contains(filter) {
+            continue;
+        }
+        if count >= max {
+            *reason = ReasonCode::QuotaExceeded;
+            Counters::add(&counters.subscriptions_refused, 1);
+            tracing::debug!(%filter, "max_subscriptions_per_client reached: filter refused");
+            continue;
+        }
+        count += 1;
+        added.insert(filter);
+    }
+    reasons
+}
+
 fn client_info(slot: &SessionSlot) -> ClientInfo {
     ClientInfo {
         client_id: slot.client_id.as_deref().unwrap_or_default().to_owned(),
@@ -1705,13 +1784,7 @@ mod retained_expiry {
     #[test]
     fn restored_retained_messages_expire_from_when_they_were_stored() {
         let cfg = Config::default();
-        let mut st = State::new(
-            cfg.session_config(),
-            cfg.max_pending_bytes,
-            false,
-            Arc::new(Counters::new()),
-            None,
-        );
+        let mut st = State::new(&cfg, false, Arc::new(Counters::new()), None);
         let (now, wall) = (Instant::now(), SystemTime::now());
         let ago = |secs| wall - Duration::from_secs(secs);
         st.restore_retained(
@@ -1771,13 +1844,7 @@ mod flow {
             max_inflight: std::num::NonZeroU16::new(10).unwrap(),
             ..Config::default()
         };
-        State::new(
-            cfg.session_config(),
-            cfg.max_pending_bytes,
-            false,
-            Arc::new(Counters::new()),
-            None,
-        )
+        State::new(&cfg, false, Arc::new(Counters::new()), None)
     }
 
     /// What the socket did not take goes back before what was queued for

@@ -18,6 +18,9 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
+    pub(crate) subscriptions_refused: AtomicU64,
+    pub(crate) retained_refused: AtomicU64,
+    pub(crate) sessions_refused: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +38,9 @@ impl Counters {
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            subscriptions_refused: AtomicU64::new(0),
+            retained_refused: AtomicU64::new(0),
+            sessions_refused: AtomicU64::new(0),
         }
     }
 
@@ -91,6 +97,15 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Connections closed at once because `max_connections` was reached.
     pub connections_refused: u64,
+    /// SUBSCRIBE filters refused (SUBACK 0x97 Quota exceeded) because
+    /// their client held `max_subscriptions_per_client`.
+    pub subscriptions_refused: u64,
+    /// Retained messages not kept (but delivered) because
+    /// `max_retained_messages` topics had one.
+    pub retained_refused: u64,
+    /// CONNECTs refused (CONNACK 0x97 Quota exceeded) because they would
+    /// have created a session beyond `max_sessions`.
+    pub sessions_refused: u64,
     /// Retained messages.
     pub retained: u64,
     /// Subscriptions.
@@ -112,6 +127,9 @@ impl Counters {
             bytes_received: self.bytes_received.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
+            subscriptions_refused: self.subscriptions_refused.load(Relaxed),
+            retained_refused: self.retained_refused.load(Relaxed),
+            sessions_refused: self.sessions_refused.load(Relaxed),
             ..Stats::default()
         }
     }

@@ -687,3 +687,250 @@ async fn retain_not_available() {
         .await;
     c.expect_disconnect(ReasonCode::RetainNotSupported).await;
 }
+
+// ----- max_subscriptions_per_client -----------------------------------------------------------
+
+/// A filter that would add a subscription beyond
+/// `max_subscriptions_per_client` is refused in SUBACK (5.0: 0x97 Quota
+/// exceeded; 3.1.1: 0x80), the others of the SUBSCRIBE granted; the same
+/// filter again (in the same SUBSCRIBE or a later one) replaces its
+/// subscription and is granted at the limit; UNSUBSCRIBE makes room. The
+/// limit is per client: another subscribes as much.
+async fn max_subscriptions_per_client(version: ProtocolVersion) {
+    let mut cfg = config();
+    cfg.max_subscriptions_per_client = 2;
+    let (broker, addr) = start(cfg).await;
+    let refused = if version.is_v5() {
+        ReasonCode::QuotaExceeded
+    } else {
+        ReasonCode::UnspecifiedError
+    };
+    let mut c = Client::connect(addr, version, "ms", true).await;
+    let ack = c
+        .subscribe_many(&[
+            ("ms/a", QoS::AtLeastOnce),
+            ("ms/b", QoS::AtLeastOnce),
+            ("ms/c", QoS::AtLeastOnce),
+            ("ms/a", QoS::AtMostOnce),
+        ])
+        .await;
+    assert_eq!(
+        ack.reasons,
+        [
+            ReasonCode::GrantedQoS1,
+            ReasonCode::GrantedQoS1,
+            refused,
+            ReasonCode::Success
+        ]
+    );
+    if !version.is_v5() {
+        assert_eq!(refused.as_u8(), 0x80);
+    }
+    // At the limit: replacing is granted, a new filter is not.
+    c.subscribe("ms/b", QoS::ExactlyOnce).await;
+    let ack = c
+        .subscribe_opts("ms/d", SubscriptionOptions::new(QoS::AtMostOnce), None)
+        .await;
+    assert_eq!(ack.reasons, [refused]);
+    assert_eq!(broker.stats().subscriptions_refused, 2);
+    assert_eq!(broker.stats().subscriptions, 2);
+
+    // A refused filter receives nothing; the granted ones do.
+    let mut publisher = Client::connect(addr, V5, "ms-pub", true).await;
+    publisher
+        .publish("ms/c", "no", QoS::AtMostOnce, false)
+        .await;
+    publisher
+        .publish("ms/d", "no", QoS::AtMostOnce, false)
+        .await;
+    publisher
+        .publish("ms/a", "yes", QoS::AtMostOnce, false)
+        .await;
+    let p = c.recv_publish().await;
+    assert_eq!((&*p.topic, text(&p)), ("ms/a", "yes"));
+    c.expect_nothing().await;
+
+    // Another client is not limited by this one.
+    let mut other = Client::connect(addr, version, "ms-other", true).await;
+    other.subscribe("ms/c", QoS::AtMostOnce).await;
+    other.subscribe("ms/d", QoS::AtMostOnce).await;
+
+    // UNSUBSCRIBE makes room.
+    c.unsubscribe("ms/b").await;
+    c.subscribe("ms/d", QoS::AtMostOnce).await;
+    publisher
+        .publish("ms/d", "now", QoS::AtMostOnce, false)
+        .await;
+    let p = c.recv_publish().await;
+    assert_eq!((&*p.topic, text(&p)), ("ms/d", "now"));
+    assert_eq!(broker.stats().subscriptions_refused, 2);
+}
+
+#[tokio::test]
+async fn max_subscriptions_per_client_v311() {
+    max_subscriptions_per_client(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn max_subscriptions_per_client_v5() {
+    max_subscriptions_per_client(V5).await;
+}
+
+/// A resumed session's subscriptions count against the limit: it is not
+/// escaped by reconnecting.
+#[tokio::test]
+async fn max_subscriptions_per_client_counts_resumed_subscriptions() {
+    let mut cfg = config();
+    cfg.max_subscriptions_per_client = 1;
+    let (_broker, addr) = start(cfg).await;
+    let mut c = Client::connect(addr, V3_1_1, "msr", false).await;
+    c.subscribe("msr/a", QoS::AtLeastOnce).await;
+    c.disconnect().await;
+    let mut c = Client::connect(addr, V3_1_1, "msr", false).await;
+    let ack = c
+        .subscribe_opts("msr/b", SubscriptionOptions::new(QoS::AtLeastOnce), None)
+        .await;
+    assert_eq!(ack.reasons, [ReasonCode::UnspecifiedError]);
+    c.subscribe("msr/a", QoS::AtMostOnce).await;
+}
+
+// ----- max_retained_messages ------------------------------------------------------------------
+
+/// A retained PUBLISH to a new topic while `max_retained_messages` topics
+/// have one is delivered and acknowledged as usual, but not retained (and
+/// counted); replacing and clearing retained messages always works, and
+/// clearing one makes room.
+#[tokio::test]
+async fn max_retained_messages() {
+    let mut cfg = config();
+    cfg.max_retained_messages = 2;
+    let (broker, addr) = start(cfg).await;
+    let mut live = Client::connect(addr, V5, "mr-live", true).await;
+    live.subscribe("mr/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(addr, V5, "mr-pub", true).await;
+    for t in ["mr/a", "mr/b", "mr/c"] {
+        let reason = publisher
+            .publish_acked(publish_packet(t, "1", QoS::AtLeastOnce, true))
+            .await;
+        assert_eq!(reason, ReasonCode::Success, "{t}");
+        let p = live.recv_publish().await;
+        assert_eq!((&*p.topic, text(&p)), (t, "1"));
+    }
+    assert_eq!(broker.stats().retained, 2);
+    assert_eq!(broker.stats().retained_refused, 1);
+
+    // At the limit: replacing and clearing work.
+    publisher.publish("mr/a", "2", QoS::ExactlyOnce, true).await;
+    publisher.publish("mr/b", "", QoS::AtMostOnce, true).await;
+    assert_eq!(broker.stats().retained, 1);
+    // Room again for a new topic.
+    publisher.publish("mr/c", "2", QoS::AtLeastOnce, true).await;
+    assert_eq!(broker.stats().retained, 2);
+    assert_eq!(broker.stats().retained_refused, 1);
+
+    let mut late = Client::connect(addr, V3_1_1, "mr-late", true).await;
+    late.subscribe("mr/#", QoS::AtMostOnce).await;
+    let mut got = [late.recv_publish().await, late.recv_publish().await]
+        .iter()
+        .map(|p| (p.topic.to_string(), text(p).to_owned(), p.retain))
+        .collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("mr/a".to_owned(), "2".to_owned(), true),
+            ("mr/c".to_owned(), "2".to_owned(), true)
+        ]
+    );
+    late.expect_nothing().await;
+}
+
+// ----- max_sessions ---------------------------------------------------------------------------
+
+/// A CONNECT that would create a session beyond `max_sessions` (sessions of
+/// connected clients and of absent ones) is refused (5.0: CONNACK 0x97
+/// Quota exceeded; 3.1.1: 0x03 Server unavailable); resuming an absent
+/// client's session and taking over a connected one work at the limit, and
+/// once a session ends there is room again.
+async fn max_sessions(version: ProtocolVersion) {
+    let mut cfg = config();
+    cfg.max_sessions = 2;
+    let (broker, addr) = start(cfg).await;
+    let persistent = |id: &str| {
+        let mut c = connect_packet(version, id, false);
+        if version.is_v5() {
+            c.properties.session_expiry_interval = Some(3600);
+        }
+        c
+    };
+    let (absent, _) = Client::connect_with(addr, persistent("mss-absent")).await;
+    absent.disconnect().await;
+    let (mut connected, _) =
+        Client::connect_with(addr, connect_packet(version, "mss-on", true)).await;
+    wait_until("two sessions", || broker.stats().clients_total == 2).await;
+
+    let (mut refused, ack) = Client::connect_raw(addr, persistent("mss-new")).await;
+    let want = if version.is_v5() {
+        ReasonCode::QuotaExceeded
+    } else {
+        // The 3.1.1 return code 0x03, as decoded.
+        ReasonCode::ServerUnavailable
+    };
+    assert_eq!(ack.reason, want);
+    assert!(!ack.session_present);
+    refused.expect_closed().await;
+    // Neither a clean one.
+    let (_, ack) = Client::connect_raw(addr, connect_packet(version, "mss-clean", true)).await;
+    assert_eq!(ack.reason, want);
+    assert_eq!(broker.stats().sessions_refused, 2);
+    connected.expect_nothing().await;
+
+    // Resuming and taking over add no session.
+    let (mut resumed, ack) = Client::connect_with(addr, persistent("mss-absent")).await;
+    assert!(ack.session_present);
+    resumed.expect_nothing().await;
+    let (taker, _) = Client::connect_with(addr, connect_packet(version, "mss-on", true)).await;
+    connected.expect_closed().await;
+    assert_eq!(broker.stats().clients_total, 2);
+    assert_eq!(broker.stats().sessions_refused, 2);
+
+    // A clean session ends with its connection: room again.
+    taker.disconnect().await;
+    wait_until("the session to end", || broker.stats().clients_total == 1).await;
+    let (mut new, _) = Client::connect_with(addr, persistent("mss-new")).await;
+    new.subscribe("mss/t", QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn max_sessions_v311() {
+    max_sessions(V3_1_1).await;
+}
+
+#[tokio::test]
+async fn max_sessions_v5() {
+    max_sessions(V5).await;
+}
+
+/// The limits refuse nonsense (zero) and default to finite values.
+#[test]
+fn memory_limits_validated() {
+    let c = mqtt_broker_core::Config::default();
+    assert_eq!(c.max_subscriptions_per_client, 1_000);
+    assert_eq!(c.max_retained_messages, 1_000_000);
+    assert_eq!(c.max_sessions, 200_000);
+    assert!(c.validate().is_ok());
+    for (name, set) in [
+        (
+            "max_subscriptions_per_client",
+            (|c: &mut mqtt_broker_core::Config| c.max_subscriptions_per_client = 0)
+                as fn(&mut mqtt_broker_core::Config),
+        ),
+        ("max_retained_messages", |c| c.max_retained_messages = 0),
+        ("max_sessions", |c| c.max_sessions = 0),
+    ] {
+        let mut c = config();
+        set(&mut c);
+        let err = c.validate().unwrap_err();
+        assert!(err.contains(name), "{err}");
+    }
+}

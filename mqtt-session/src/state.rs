@@ -51,6 +51,17 @@ impl SessionState {
         self.subscriptions.iter()
     }
 
+    /// Number of subscriptions (for a broker's per-client limit).
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Whether there is a subscription to exactly `filter` (one that a
+    /// SUBSCRIBE with the same filter would replace [MQTT-3.8.4-3]).
+    pub fn is_subscribed(&self, filter: &TopicFilter) -> bool {
+        self.subscriptions.contains_key(filter)
+    }
+
     /// Number of QoS 1/2 messages sent and not completely acknowledged.
     pub fn inflight_len(&self) -> usize {
         self.outgoing.inflight_len()

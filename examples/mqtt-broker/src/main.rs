@@ -43,6 +43,15 @@ struct Args {
     /// Messages queued per client (behind the inflight window or offline).
     #[arg(long)]
     max_queued: Option<usize>,
+    /// Sessions held at once, connected or not (beyond: CONNACK 0x97).
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Subscriptions per client (beyond: SUBACK 0x97).
+    #[arg(long)]
+    max_subscriptions_per_client: Option<usize>,
+    /// Topics with a retained message (beyond: new ones are not retained).
+    #[arg(long)]
+    max_retained_messages: Option<usize>,
     /// Seconds a connection has to send CONNECT.
     #[arg(long)]
     connect_timeout: Option<u64>,
@@ -89,6 +98,9 @@ struct Limits {
     connect_timeout_secs: Option<u64>,
     max_topic_aliases: Option<u16>,
     max_session_expiry_secs: Option<u32>,
+    max_subscriptions_per_client: Option<usize>,
+    max_retained_messages: Option<usize>,
+    max_sessions: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -175,6 +187,18 @@ fn build(args: &Args) -> anyhow::Result<(Config, String)> {
     }
     if let Some(v) = l.max_session_expiry_secs {
         c.max_session_expiry_interval = v;
+    }
+    if let Some(v) = args
+        .max_subscriptions_per_client
+        .or(l.max_subscriptions_per_client)
+    {
+        c.max_subscriptions_per_client = v;
+    }
+    if let Some(v) = args.max_retained_messages.or(l.max_retained_messages) {
+        c.max_retained_messages = v;
+    }
+    if let Some(v) = args.max_sessions.or(l.max_sessions) {
+        c.max_sessions = v;
     }
     if let Some(v) = args.sys_interval.or(file.sys_interval_secs) {
         c.sys_interval = Duration::from_secs(v);

@@ -417,6 +417,44 @@ fn max_queued_flag() {
     assert!(rest.is_empty(), "{rest:?}");
 }
 
+/// `max_sessions` in the configuration file: with one session held (a
+/// persistent client that went away), a new client is refused (CONNACK
+/// 0x97 Quota exceeded: `mosquitto_pub` fails), and the absent client
+/// resumes its session.
+#[test]
+fn max_sessions_config_key() {
+    let dir = std::env::temp_dir().join(format!(
+        "mqtt-broker-interop-sessions-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sessions.toml");
+    std::fs::write(&path, "[limits]\nmax_sessions = 1\n").unwrap();
+    let b = BrokerProc::start(&["-c", path.to_str().unwrap()]);
+    let t = "interop/sessions";
+    let kept = [
+        "-V", "5", "-c", "-x", "3600", "-i", "kept", "-q", "1", "-t", t,
+    ];
+    let sub = Sub::start(b.port, &[&kept[..], &["-E"]].concat());
+    assert!(sub.finish().0.success());
+
+    let port = b.port.to_string();
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args(["-h", "127.0.0.1", "-p", &port, "-V", "5", "-i", "new"])
+        .args(["-q", "1", "-t", t, "-m", "refused"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut g = Guard::spawn(cmd, "mosquitto_pub");
+    let status = g.wait(TIMEOUT).expect("mosquitto_pub hangs");
+    assert!(!status.success(), "a session beyond max_sessions: {status}");
+
+    // The held session is resumed at the limit.
+    let sub = Sub::start(b.port, &[&kept[..], &["-E"]].concat());
+    assert!(sub.finish().0.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--will-*`: the will of a client that vanishes (SIGKILL) is published;
 /// the will of a client that disconnects normally is not.
 #[test]
@@ -708,6 +746,16 @@ fn bad_config_files() {
             &["invalid config file"],
         ),
         (
+            "zero-sessions.toml",
+            "[limits]\nmax_sessions = 0\n",
+            &["max_sessions must be at least 1"],
+        ),
+        (
+            "zero-retained.toml",
+            "[limits]\nmax_retained_messages = 0\n",
+            &["max_retained_messages must be at least 1"],
+        ),
+        (
             "zero-timeout.toml",
             "[limits]\nconnect_timeout_secs = 0\n",
             &["connect_timeout must be at least 1"],
@@ -753,6 +801,12 @@ fn bad_config_files() {
     let (status, err) = run_failing(&["--max-inflight", "0", "-p", &port]);
     assert!(!status.success());
     assert!(err.contains("max_inflight must be at least 1"), "{err}");
+    let (status, err) = run_failing(&["--max-subscriptions-per-client", "0", "-p", &port]);
+    assert!(!status.success());
+    assert!(
+        err.contains("max_subscriptions_per_client must be at least 1"),
+        "{err}"
+    );
     let (status, _) = run_failing(&["--no-such-flag"]);
     assert!(!status.success());
     let _ = std::fs::remove_dir_all(&dir);
