@@ -637,20 +637,7 @@ async fn connection_errors_are_reported(kind: Kind) {
 /// A scripted server makes it happen every time.
 #[tokio::test]
 async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
-    use tokio::net::{TcpListener, TcpStream};
-
-    async fn read(s: &mut TcpStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
-        loop {
-            if let Some(p) = d.decode(buf).unwrap() {
-                return p;
-            }
-            let n = timeout(Duration::from_secs(5), s.read_buf(buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "the client closed the connection");
-        }
-    }
+    use tokio::net::TcpListener;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -660,17 +647,17 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
         let (mut s, _) = listener.accept().await.unwrap();
         let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
         assert!(matches!(
-            read(&mut s, &mut d, &mut buf).await,
+            read_packet(&mut s, &mut d, &mut buf).await,
             Packet::Connect(_)
         ));
         s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
-        let Packet::Publish(p) = read(&mut s, &mut d, &mut buf).await else {
+        let Packet::Publish(p) = read_packet(&mut s, &mut d, &mut buf).await else {
             panic!("PUBLISH expected");
         };
         let [hi, lo] = p.packet_id.unwrap().get().to_be_bytes();
         s.write_all(&[0x50, 2, hi, lo]).await.unwrap();
         assert!(matches!(
-            read(&mut s, &mut d, &mut buf).await,
+            read_packet(&mut s, &mut d, &mut buf).await,
             Packet::PubRel(_)
         ));
         drop(s);
@@ -679,12 +666,12 @@ async fn pubcomp_packet_id_not_found_on_resumption_is_success() {
         let (mut s, _) = listener.accept().await.unwrap();
         let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
         assert!(matches!(
-            read(&mut s, &mut d, &mut buf).await,
+            read_packet(&mut s, &mut d, &mut buf).await,
             Packet::Connect(_)
         ));
         s.write_all(&[0x20, 3, 1, 0, 0]).await.unwrap();
         assert!(matches!(
-            read(&mut s, &mut d, &mut buf).await,
+            read_packet(&mut s, &mut d, &mut buf).await,
             Packet::PubRel(_)
         ));
         s.write_all(&[0x70, 4, hi, lo, 0x92, 0]).await.unwrap();
@@ -832,7 +819,12 @@ impl Connector for Pipe {
     }
 }
 
-async fn read_packet(s: &mut DuplexStream, d: &mut Decoder, buf: &mut BytesMut) -> Packet {
+/// The next packet a scripted server reads from the client.
+async fn read_packet<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    d: &mut Decoder,
+    buf: &mut BytesMut,
+) -> Packet {
     loop {
         if let Some(p) = d.decode(buf).unwrap() {
             return p;
