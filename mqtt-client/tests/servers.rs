@@ -819,6 +819,19 @@ impl Connector for Pipe {
     }
 }
 
+/// The scripted server's end of the next pipe, once it read the client's
+/// CONNECT and answered a 5.0 CONNACK of success.
+async fn accept_on_pipe(rx: &mut mpsc::UnboundedReceiver<DuplexStream>) -> DuplexStream {
+    let mut s = rx.recv().await.unwrap();
+    let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
+    assert!(matches!(
+        read_packet(&mut s, &mut d, &mut buf).await,
+        Packet::Connect(_)
+    ));
+    s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+    s
+}
+
 /// The next packet a scripted server reads from the client.
 async fn read_packet<S: tokio::io::AsyncRead + Unpin>(
     s: &mut S,
@@ -860,13 +873,7 @@ async fn ping_timeout_ends_a_connection_whose_writes_are_blocked() {
     let mut b = Client::builder(o);
     let mut events = b.events();
     let server = tokio::spawn(async move {
-        let mut s = rx.recv().await.unwrap();
-        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
-        assert!(matches!(
-            read_packet(&mut s, &mut d, &mut buf).await,
-            Packet::Connect(_)
-        ));
-        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        let s = accept_on_pipe(&mut rx).await;
         // Never read again, never close.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         drop(s);
@@ -924,13 +931,7 @@ async fn qos0_publish_on_a_closed_connection_is_not_reported_written() {
         .transport(Pipe(Mutex::new(Some(tx))));
     let (back_tx, back_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(async move {
-        let mut s = rx.recv().await.unwrap();
-        let (mut d, mut buf) = (Decoder::new(), BytesMut::new());
-        assert!(matches!(
-            read_packet(&mut s, &mut d, &mut buf).await,
-            Packet::Connect(_)
-        ));
-        s.write_all(&[0x20, 3, 0, 0, 0]).await.unwrap();
+        let s = accept_on_pipe(&mut rx).await;
         let _ = back_tx.send(s);
     });
     let c = Client::connect(o).await.unwrap();
