@@ -194,7 +194,11 @@ impl BrokerBuilder {
 /// A running broker.
 ///
 /// Dropping it stops the listeners and background tasks without the
-/// graceful DISCONNECT; call [`shutdown`](Self::shutdown) for that.
+/// graceful DISCONNECT (call [`shutdown`](Self::shutdown) for that): each
+/// connection closes once it has written what it holds, and one whose
+/// client does not read is cut off after 5 s (at once if the broker is
+/// dropped outside the tokio runtime). The in-process subscriptions end
+/// when the last connection is gone.
 ///
 /// In-process clients publish with [`publish`](Self::publish) and receive
 /// with [`subscribe`](Self::subscribe), without a socket:
@@ -361,6 +365,29 @@ impl Drop for Broker {
         // Without the timer task nothing would ever time these out: close
         // them. The store writer finishes what it was sent, on its own.
         self.shared.lock().close_connections();
+        // As in `shutdown`, a connection whose client does not read would
+        // wait to write forever, keeping its socket and the whole state
+        // alive: what is still open after the grace period is aborted.
+        let shared = Arc::downgrade(&self.shared);
+        let reap = async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let left = shared.lock().take_tasks();
+            for t in &left {
+                t.abort();
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(reap)),
+            // Dropped outside the runtime: no grace can be waited for.
+            Err(_) => {
+                for t in &self.shared.lock().take_tasks() {
+                    t.abort();
+                }
+            }
+        }
     }
 }
 

@@ -309,6 +309,36 @@ async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
     sub.expect_closed().await;
 }
 
+/// Dropping the broker without [`Broker::shutdown`] must not leave work
+/// behind either: a client that does not read is cut off after the
+/// shutdown grace period (5 s), rather than keeping its task, its socket
+/// and the broker's state alive for good. The in-process subscription
+/// ends when the state is gone, which shows it.
+#[tokio::test]
+async fn dropping_the_broker_ends_a_non_reading_client_and_local_subscribers() {
+    let (broker, addr) = start(Broker::builder().config(config())).await;
+    let mut local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
+    let mut sub = Raw::tcp_small_buffer(addr, V3_1_1).await;
+    sub.send(connect_packet(V3_1_1, "stuck", true)).await;
+    assert!(matches!(sub.recv().await, Packet::ConnAck(_)));
+    sub.subscribe("big/#", QoS::AtMostOnce).await;
+    let payload = vec![b'x'; 64 * 1024];
+    for _ in 0..200 {
+        broker.publish(topic("big/t"), payload.clone(), QoS::AtMostOnce, false);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    drop(broker);
+    // Not read meanwhile: reading would let the connection flush and end.
+    let ended = tokio::time::timeout(Duration::from_secs(8), local.recv()).await;
+    eprintln!("state gone {:?} after the drop", started.elapsed());
+    assert!(
+        matches!(ended, Ok(None)),
+        "the broker's state is still alive 8 s after the drop: {ended:?}"
+    );
+    sub.expect_closed().await;
+}
+
 // ----- authentication -----------------------------------------------------------------------------
 
 /// One user with one password.
