@@ -476,7 +476,14 @@ impl Client {
     }
 
     /// Unsubscribes from `filter`: the streams that carried only it end.
-    /// Returns the UNSUBACK reason code (always `Success` before MQTT 5.0).
+    /// Returns the UNSUBACK reason code (always `Success` before MQTT 5.0;
+    /// `NoSubscriptionExisted` is a success too).
+    ///
+    /// A reason code of 0x80 or above (for instance `NotAuthorized`) means
+    /// the server kept the subscription: this fails with
+    /// [`ClientError::Refused`], the subscription stays (its streams keep
+    /// getting its messages, and it is subscribed again if the server loses
+    /// the session).
     ///
     /// Cancel safety: dropped before UNSUBACK, the UNSUBSCRIBE is still
     /// carried out.
@@ -499,7 +506,10 @@ impl Client {
     }
 
     /// Unsubscribes from several filters with one UNSUBSCRIBE; returns one
-    /// reason code per filter.
+    /// reason code per filter (all `Success` before MQTT 5.0). A filter
+    /// refused with a code of 0x80 or above is not an error here: it stays
+    /// subscribed, as with [`unsubscribe`](Self::unsubscribe), and the
+    /// others are unsubscribed.
     ///
     /// Cancel safety: as [`unsubscribe`](Self::unsubscribe).
     ///

@@ -787,14 +787,22 @@ impl Driver {
             }
             SessionEvent::UnsubAck { packet_id, reasons } => {
                 if let Some(Op::Unsub(op)) = self.subs_inflight.remove(&packet_id) {
-                    for f in &op.filters {
-                        self.router.remove_filter(f);
-                    }
+                    // 3.1.1 has no reasons: every filter is unsubscribed.
                     let reasons = if reasons.is_empty() {
                         vec![ReasonCode::Success; op.filters.len()]
                     } else {
                         reasons
                     };
+                    // At 5.0 (one reason per filter, which the session
+                    // checked), 0x80 or above means the server kept that
+                    // subscription: its messages keep coming, and keep
+                    // their streams. 0x11 No subscription existed is a
+                    // success.
+                    for (f, r) in op.filters.iter().zip(&reasons) {
+                        if !r.is_error() {
+                            self.router.remove_filter(f);
+                        }
+                    }
                     let _ = op.done.send(Ok(reasons));
                 }
             }

@@ -115,7 +115,8 @@ impl Drop for AckToken {
 /// [`Client::subscribe`](crate::Client::subscribe): a [`Stream`] of
 /// [`Received`], also readable with [`recv`](Self::recv).
 ///
-/// It ends when the filters are unsubscribed or the client shuts down.
+/// It ends when its filters are unsubscribed (those the server's UNSUBACK
+/// did not refuse) or the client shuts down.
 /// Dropping it stops local delivery (the server subscription stays until
 /// [`Client::unsubscribe`](crate::Client::unsubscribe)); the buffer between
 /// the connection and the stream is unbounded, so read it (with manual

@@ -28,7 +28,9 @@ use mqtt_client::{
     Client, ClientError, ClientOptions, Event, Message, ProtocolVersion, QoS, ReasonCode,
     ReconnectOptions, Subscription, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
-use mqtt_codec::{Decoder, Packet};
+use mqtt_codec::{
+    ConnAck, Decoder, Encoder, Packet, Publish, PublishTopic, SubAck, Subscribe, UnsubAck,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -950,6 +952,241 @@ async fn qos0_publish_on_a_closed_connection_is_not_reported_written() {
         Err(ClientError::ConnectionLost),
         "a QoS 0 message that was never written"
     );
+}
+
+// ----- scripted servers over the pipe: subscriptions ------------------------
+
+/// A scripted server's end of a pipe, reading and writing packets through
+/// the codec.
+struct Scripted {
+    s: DuplexStream,
+    d: Decoder,
+    buf: BytesMut,
+    e: Encoder,
+}
+
+impl Scripted {
+    /// Takes the client's next pipe, reads its CONNECT (at `v`) and
+    /// answers `connack`.
+    async fn accept(
+        rx: &mut mpsc::UnboundedReceiver<DuplexStream>,
+        v: ProtocolVersion,
+        connack: ConnAck,
+    ) -> Self {
+        let s = timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the client connects in time")
+            .unwrap();
+        let mut me = Self {
+            s,
+            d: Decoder::new(),
+            buf: BytesMut::new(),
+            e: Encoder::new(v),
+        };
+        let Packet::Connect(c) = me.recv().await else {
+            panic!("CONNECT expected");
+        };
+        assert_eq!(c.protocol, v);
+        me.send(connack).await;
+        me
+    }
+
+    async fn recv(&mut self) -> Packet {
+        read_packet(&mut self.s, &mut self.d, &mut self.buf).await
+    }
+
+    async fn send(&mut self, p: impl Into<Packet>) {
+        let mut b = BytesMut::new();
+        self.e.encode(&p.into(), &mut b).unwrap();
+        self.s.write_all(&b).await.unwrap();
+    }
+
+    /// Reads a SUBSCRIBE (of QoS 0 filters) and grants every filter.
+    async fn grant(&mut self) -> Subscribe {
+        let Packet::Subscribe(s) = self.recv().await else {
+            panic!("SUBSCRIBE expected");
+        };
+        let reasons = vec![ReasonCode::Success; s.filters.len()];
+        self.send(SubAck::new(s.packet_id, reasons)).await;
+        s
+    }
+
+    /// Sends a QoS 0 PUBLISH to `topic`, tagged with the Subscription
+    /// Identifier of `to` if it has one.
+    async fn publish(&mut self, topic: &str, to: &Subscribe) {
+        let mut p = Publish::new(PublishTopic::try_from(topic).unwrap(), topic.to_owned());
+        if let Some(id) = to.properties.subscription_identifier {
+            p.properties.to_mut().subscription_identifiers = [id].into_iter().collect();
+        }
+        self.send(p).await;
+    }
+}
+
+/// A client over the pipe, reconnecting after 10 ms, with its event stream.
+fn piped(
+    v: ProtocolVersion,
+    id: &str,
+) -> (
+    mqtt_client::ClientBuilder,
+    mqtt_client::EventStream,
+    mpsc::UnboundedReceiver<DuplexStream>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(v)
+        .client_id(id)
+        .reconnect(
+            ReconnectOptions::default()
+                .delays(Duration::from_millis(10), Duration::from_millis(10)),
+        )
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let mut b = Client::builder(o);
+    let events = b.events();
+    (b, events, rx)
+}
+
+/// The next event matching `f`, skipping the others.
+async fn wait_for<T>(
+    events: &mut mqtt_client::EventStream,
+    mut f: impl FnMut(Event) -> Option<T>,
+) -> T {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(t) = f(events.recv().await.expect("client running")) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+/// Whether `sub` ends (within a second) rather than staying open.
+async fn ends(sub: &mut Subscription) -> bool {
+    matches!(timeout(Duration::from_secs(1), sub.recv()).await, Ok(None))
+}
+
+fn q0() -> SubscriptionOptions {
+    SubscriptionOptions::new(QoS::AtMostOnce)
+}
+
+/// At 5.0, an UNSUBACK reason of 0x80 or above for a filter means the
+/// server did *not* remove that subscription (MQTT 5.0 3.11.3): its
+/// messages keep coming, so its stream must stay open and keep getting
+/// them, and the session must keep it (to subscribe again if the server
+/// later loses the session). 0x11 No subscription existed is a success:
+/// the subscription is gone. The driver used to remove every filter of the
+/// UNSUBSCRIBE from its routes whatever the reasons (and the session every
+/// filter from its state): the refused filter's stream ended while its
+/// messages still arrived, unrouted. `unsubscribe_many` returns the
+/// reasons, `unsubscribe` fails with `Refused`. At 3.1.1 UNSUBACK has no
+/// reasons: every filter is unsubscribed.
+#[tokio::test]
+async fn unsuback_error_reason_keeps_the_subscription() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let (b, mut events, mut rx) = piped(v, "unsub-refused");
+        let (c, mut srv) = tokio::join!(
+            b.connect(),
+            Scripted::accept(&mut rx, v, ConnAck::default())
+        );
+        let c = c.unwrap();
+        let (a, sub_a) = tokio::join!(c.subscribe("u/a", q0()), srv.grant());
+        let (b, _) = tokio::join!(c.subscribe("u/b", q0()), srv.grant());
+        let (d, _) = tokio::join!(c.subscribe("u/c", q0()), srv.grant());
+        let (mut a, mut b, mut d) = (a.unwrap(), b.unwrap(), d.unwrap());
+
+        let (r, ()) = tokio::join!(
+            c.unsubscribe_many(vec![
+                "u/a".parse().unwrap(),
+                "u/b".parse().unwrap(),
+                "u/c".parse().unwrap()
+            ]),
+            async {
+                let Packet::Unsubscribe(u) = srv.recv().await else {
+                    panic!("UNSUBSCRIBE expected");
+                };
+                let reasons = if v.is_v5() {
+                    vec![
+                        ReasonCode::NotAuthorized,
+                        ReasonCode::Success,
+                        ReasonCode::NoSubscriptionExisted,
+                    ]
+                } else {
+                    Vec::new()
+                };
+                srv.send(UnsubAck::new(u.packet_id, reasons)).await;
+            }
+        );
+        let want = if v.is_v5() {
+            vec![
+                ReasonCode::NotAuthorized,
+                ReasonCode::Success,
+                ReasonCode::NoSubscriptionExisted,
+            ]
+        } else {
+            vec![ReasonCode::Success; 3]
+        };
+        assert_eq!(r.unwrap(), want, "{v}");
+        assert!(ends(&mut b).await, "{v}: u/b unsubscribed, its stream ends");
+        assert!(
+            ends(&mut d).await,
+            "{v}: u/c had no subscription, its stream ends"
+        );
+        if !v.is_v5() {
+            assert!(ends(&mut a).await, "{v}: u/a unsubscribed, its stream ends");
+            continue;
+        }
+        // The server kept u/a: its messages still reach the stream.
+        srv.publish("u/a", &sub_a).await;
+        let m = timeout(Duration::from_secs(1), a.recv()).await;
+        assert!(
+            matches!(&m, Ok(Some(m)) if m.topic().as_str() == "u/a"),
+            "{v}: the server refused to unsubscribe u/a, its stream must stay open: {m:?}"
+        );
+        // `unsubscribe` of one filter fails with the reason, and keeps it.
+        let (r, ()) = tokio::join!(c.unsubscribe("u/a"), async {
+            let Packet::Unsubscribe(u) = srv.recv().await else {
+                panic!("UNSUBSCRIBE expected");
+            };
+            srv.send(UnsubAck::new(
+                u.packet_id,
+                vec![ReasonCode::UnspecifiedError],
+            ))
+            .await;
+        });
+        assert_eq!(r, Err(ClientError::Refused(ReasonCode::UnspecifiedError)));
+        srv.publish("u/a", &sub_a).await;
+        assert!(matches!(
+            timeout(Duration::from_secs(1), a.recv()).await,
+            Ok(Some(_))
+        ));
+        // The server loses the session: the client subscribes again to u/a,
+        // which it still has, and only to it.
+        drop(srv);
+        let mut srv = Scripted::accept(&mut rx, v, ConnAck::default()).await;
+        let again = srv.grant().await;
+        let filters: Vec<_> = again.filters.iter().map(|f| f.filter.as_str()).collect();
+        assert_eq!(
+            filters,
+            ["u/a"],
+            "{v}: subscribed again after the session was lost"
+        );
+        let resubscribed = wait_for(&mut events, |e| match e {
+            Event::SessionLost { resubscribed, .. } => Some(resubscribed),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            resubscribed,
+            ["u/a".parse::<mqtt_client::TopicFilter>().unwrap()]
+        );
+        srv.publish("u/a", &again).await;
+        assert!(matches!(
+            timeout(Duration::from_secs(1), a.recv()).await,
+            Ok(Some(_))
+        ));
+        drop(c);
+    }
 }
 
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
