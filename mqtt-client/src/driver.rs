@@ -349,7 +349,9 @@ impl Driver {
                 } else {
                     None
                 };
-                let route = self.router.add(&op.filters, id, op.tx.clone());
+                let route = self
+                    .router
+                    .add(&op.filters, id, op.tx.clone(), Arc::clone(&op.lost));
                 self.send_op(now, Op::Sub(op, route, id));
             }
             Command::Unsubscribe(op) => self.send_op(now, Op::Unsub(op)),
@@ -385,19 +387,9 @@ impl Driver {
                     }
                 }
             }
-            Op::Resub(filters, mut id) => {
-                if !self.sub_ids {
-                    id = None;
-                }
-                for (f, _) in &filters {
-                    self.router.resubscribed(f, id);
-                }
-                match self.session.subscribe(now, filters.clone(), id) {
-                    Ok(pid) => {
-                        self.subs_inflight.insert(pid, Op::Resub(filters, id));
-                    }
-                    Err(e) => tracing::warn!("cannot subscribe again: {e}"),
-                }
+            Op::Resub(filters, id) => {
+                // Lost filters are logged, and their streams told.
+                let _ = self.resubscribe(now, filters, id);
             }
             Op::Unsub(op) => match self.session.unsubscribe(now, op.filters.clone()) {
                 Ok(pid) => {
@@ -408,6 +400,49 @@ impl Driver {
                 }
             },
         }
+    }
+
+    /// Subscribes again to `filters` (the server lost the session), with
+    /// as many SUBSCRIBEs as the session accepts: a part it refuses (larger
+    /// than the server's Maximum Packet Size, or holding a shared or
+    /// wildcard filter the server does not support) is halved until each
+    /// part is sent or is a single filter. A single filter refused is lost:
+    /// logged, its streams told (see `Router::lose_filter`), and returned
+    /// with why.
+    fn resubscribe(
+        &mut self,
+        now: Instant,
+        filters: Filters,
+        id: Option<SubscriptionId>,
+    ) -> Vec<(TopicFilter, ClientError)> {
+        let id = if self.sub_ids { id } else { None };
+        for (f, _) in &filters {
+            self.router.resubscribed(f, id);
+        }
+        let mut lost = Vec::new();
+        // Parts still to send, the next one last.
+        let mut parts = vec![filters];
+        while let Some(mut part) = parts.pop() {
+            match self.session.subscribe(now, part.clone(), id) {
+                Ok(pid) => {
+                    self.subs_inflight.insert(pid, Op::Resub(part, id));
+                }
+                Err(_) if part.len() > 1 => {
+                    let tail = part.split_off(part.len() / 2);
+                    parts.push(tail);
+                    parts.push(part);
+                }
+                Err(e) => {
+                    let e = ClientError::Usage(e);
+                    for (f, _) in part {
+                        tracing::warn!("cannot subscribe again to {f}: {e}");
+                        self.router.lose_filter(&f, &e);
+                        lost.push((f, e.clone()));
+                    }
+                }
+            }
+        }
+        lost
     }
 
     /// Runs one connection until it ends; returns why.
@@ -629,9 +664,10 @@ impl Driver {
                     let _ = op.done.send(Err(ClientError::Encode(e)));
                 }
                 Some(Op::Resub(filters, _)) => {
+                    let e = ClientError::Encode(e);
                     for (f, _) in &filters {
                         tracing::warn!("cannot subscribe again to {f}: {e}");
-                        self.router.remove_filter(f);
+                        self.router.lose_filter(f, &e);
                     }
                 }
                 Some(op) => {
@@ -775,7 +811,7 @@ impl Driver {
                         for ((f, _), r) in filters.iter().zip(&reasons) {
                             if r.is_error() {
                                 tracing::warn!("subscribing again to {f} refused: {r:?}");
-                                self.router.remove_filter(f);
+                                self.router.lose_filter(f, &ClientError::Refused(*r));
                             }
                         }
                     }
@@ -822,9 +858,11 @@ impl Driver {
         unacknowledged: Vec<(MessageId, mqtt_session::Message)>,
     ) {
         // One SUBSCRIBE per Subscription Identifier, so that routing by
-        // identifier keeps working.
+        // identifier keeps working (split if too large).
         let mut groups: Vec<(Option<SubscriptionId>, Filters)> = Vec::new();
-        let resubscribed = subscriptions.iter().map(|(f, _)| f.clone()).collect();
+        let mut resubscribed: Vec<TopicFilter> =
+            subscriptions.iter().map(|(f, _)| f.clone()).collect();
+        let mut not_resubscribed = Vec::new();
         for (f, o) in subscriptions {
             let id = self.router.sub_id(&f);
             match groups.iter_mut().find(|(i, _)| *i == id) {
@@ -833,8 +871,14 @@ impl Driver {
             }
         }
         for (id, filters) in groups {
-            self.send_op(now, Op::Resub(filters, id));
+            if self.session.is_connected() {
+                not_resubscribed.extend(self.resubscribe(now, filters, id));
+            } else {
+                // Closed since its CONNACK: for the next connection.
+                self.waiting.push_back(Op::Resub(filters, id));
+            }
         }
+        resubscribed.retain(|f| !not_resubscribed.iter().any(|(l, _)| l == f));
         let mut republished = 0;
         for (old, message) in unacknowledged {
             let Some(p) = self.lost.remove(&old) else {
@@ -866,6 +910,7 @@ impl Driver {
         }
         self.emit(Event::SessionLost {
             resubscribed,
+            not_resubscribed,
             republished,
         });
     }

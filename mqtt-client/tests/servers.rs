@@ -1189,6 +1189,119 @@ async fn unsuback_error_reason_keeps_the_subscription() {
     }
 }
 
+/// When the server lost the session, the client subscribes again with one
+/// SUBSCRIBE per Subscription Identifier. If the new server's CONNACK
+/// Maximum Packet Size is smaller than such a SUBSCRIBE, the session
+/// refuses it (`UsageError::PacketTooLarge`, [MQTT-3.2.2-15]) and the
+/// driver used to only log it: none of the group's filters was subscribed
+/// again, and their streams stayed open without ever getting a message.
+/// The filters now go in as many SUBSCRIBEs as fit; a filter that cannot
+/// fit on its own is reported in `Event::SessionLost` and its stream learns
+/// why (`Subscription::error`), ending if it has no other filter.
+#[tokio::test]
+async fn lost_session_resubscribes_in_packets_the_server_accepts() {
+    const MAX: u32 = 128;
+    let v = ProtocolVersion::V5;
+    let (b, mut events, mut rx) = piped(v, "resub-split");
+    let (c, mut srv) = tokio::join!(
+        b.connect(),
+        Scripted::accept(&mut rx, v, ConnAck::default())
+    );
+    let c = c.unwrap();
+    // One SUBSCRIBE of 12 filters (~340 bytes), one of a filter too large
+    // for the new server on its own, one of both kinds.
+    let many: Vec<String> = (0..12)
+        .map(|i| format!("split/{i:02}/{}", "x".repeat(16)))
+        .collect();
+    let big = format!("big/{}", "y".repeat(200));
+    let (s1, first) = tokio::join!(
+        c.subscribe_many(many.iter().map(|f| (f.parse().unwrap(), q0())).collect()),
+        srv.grant()
+    );
+    assert!(Packet::Subscribe(first).encoded_len(v).unwrap() > MAX as usize);
+    let (s2, _) = tokio::join!(c.subscribe(big.as_str(), q0()), srv.grant());
+    let big2 = format!("big2/{}", "z".repeat(200));
+    let (s3, _) = tokio::join!(
+        c.subscribe_many(vec![
+            ("mix/a".parse().unwrap(), q0()),
+            (big2.parse().unwrap(), q0())
+        ]),
+        srv.grant()
+    );
+    let (mut s1, mut s2, mut s3) = (s1.unwrap(), s2.unwrap(), s3.unwrap());
+
+    drop(srv);
+    let mut connack = ConnAck::default();
+    connack.properties.maximum_packet_size = NonZeroU32::new(MAX);
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let mut left: Vec<String> = many.clone();
+    left.push("mix/a".to_owned());
+    let mut sent = Vec::new();
+    while !left.is_empty() {
+        let s = timeout(Duration::from_secs(2), srv.grant())
+            .await
+            .unwrap_or_else(|_| panic!("not subscribed again: {left:?}"));
+        let size = Packet::Subscribe(s.clone()).encoded_len(v).unwrap();
+        assert!(
+            size <= MAX as usize,
+            "a SUBSCRIBE of {size} bytes, over {MAX}"
+        );
+        for f in &s.filters {
+            let f = f.filter.as_str();
+            assert!(f != big && f != big2, "a filter too large to send was sent");
+            left.retain(|x| x != f);
+        }
+        sent.push(s);
+    }
+    // The SUBSCRIBE that carried `f`, for its Subscription Identifier.
+    let carrying = |f: &str| {
+        sent.iter()
+            .find(|s| s.filters.iter().any(|x| x.filter.as_str() == f))
+            .unwrap()
+            .clone()
+    };
+    let (again, lost) = wait_for(&mut events, |e| match e {
+        Event::SessionLost {
+            resubscribed,
+            not_resubscribed,
+            ..
+        } => Some((resubscribed, not_resubscribed)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again.len(), 13, "{again:?}");
+    let too_large = |e: &ClientError| {
+        matches!(
+            e,
+            ClientError::Usage(mqtt_session::UsageError::PacketTooLarge { max: MAX, .. })
+        )
+    };
+    let lost_names: Vec<_> = lost.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(lost_names, [big.as_str(), big2.as_str()]);
+    assert!(lost.iter().all(|(_, e)| too_large(e)), "{lost:?}");
+    // The messages of the filters subscribed again reach their streams.
+    srv.publish(&many[11], &carrying(&many[11])).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s1.recv()).await,
+        Ok(Some(_))
+    ));
+    srv.publish("mix/a", &carrying("mix/a")).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s3.recv()).await,
+        Ok(Some(_))
+    ));
+    // The stream of the filter that cannot be sent ends, and says why; the
+    // one that kept a filter stays open, and says why it lost the other.
+    assert!(
+        ends(&mut s2).await,
+        "the stream of a filter that cannot be subscribed again ends"
+    );
+    assert!(s2.error().is_some_and(too_large), "{:?}", s2.error());
+    assert!(s3.error().is_some_and(too_large), "{:?}", s3.error());
+    assert_eq!(s1.error(), None);
+    drop(c);
+}
+
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
 /// and `broker::<scenario>` (ours). Attributes written before a scenario's
 /// name apply to its `broker::` case only (for example an ignore attribute
