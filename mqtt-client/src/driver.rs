@@ -155,6 +155,11 @@ pub(crate) struct Driver {
     attempts: u32,
     /// The server supports Subscription Identifiers (5.0, CONNACK).
     sub_ids: bool,
+    /// What the server's CONNACK found it no longer had (the session's
+    /// `SessionLost`): subscriptions and messages in flight. Taken on the
+    /// `Connected` event the session emits right after, once `sub_ids` is
+    /// this connection's.
+    lost_session: Option<(Filters, Vec<(MessageId, mqtt_session::Message)>)>,
     /// The session closed the connection, with this reason.
     closing: Option<CloseReason>,
     /// Stop after this connection (disconnect called, handles gone).
@@ -180,6 +185,7 @@ impl Driver {
         Self {
             connector: options.connector(),
             sub_ids: options.protocol.is_v5(),
+            lost_session: None,
             options,
             session: ClientSession::new(config),
             shared,
@@ -371,10 +377,16 @@ impl Driver {
         }
         match op {
             Op::Sub(op, route, mut id) => {
-                if !self.sub_ids && id.is_some() {
-                    id = None;
+                // An identifier if this connection's CONNACK allows one,
+                // whatever the one current at `subscribe` said.
+                if self.sub_ids != id.is_some() {
+                    id = if self.sub_ids {
+                        self.router.next_sub_id()
+                    } else {
+                        None
+                    };
                     for (f, _) in &op.filters {
-                        self.router.resubscribed(f, None);
+                        self.router.resubscribed(f, id);
                     }
                 }
                 match self.session.subscribe(now, op.filters.clone(), id) {
@@ -775,6 +787,9 @@ impl Driver {
                         .properties
                         .subscription_identifiers_available
                         .unwrap_or(true);
+                if let Some((subscriptions, unacknowledged)) = self.lost_session.take() {
+                    self.session_lost(now, subscriptions, unacknowledged);
+                }
                 let attempts = std::mem::take(&mut self.attempts);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
@@ -793,10 +808,12 @@ impl Driver {
                     self.send_op(now, op);
                 }
             }
+            // Handled with the `Connected` that follows: the capabilities
+            // of the previous server must not decide how to subscribe again.
             SessionEvent::SessionLost {
                 subscriptions,
                 unacknowledged,
-            } => self.session_lost(now, subscriptions, unacknowledged),
+            } => self.lost_session = Some((subscriptions, unacknowledged)),
             SessionEvent::SubAck { packet_id, reasons } => {
                 match self.subs_inflight.remove(&packet_id) {
                     Some(Op::Sub(op, route, _)) => {

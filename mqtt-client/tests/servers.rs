@@ -1302,6 +1302,141 @@ async fn lost_session_resubscribes_in_packets_the_server_accepts() {
     drop(c);
 }
 
+/// The CONNACK capabilities (Shared Subscription Available, Subscription
+/// Identifiers Available, Wildcard Subscription Available) hold for one
+/// connection, and a CONNACK without the property means available. The
+/// session resets them on every CONNACK; the driver read Subscription
+/// Identifiers Available on the session's `Connected` event, which comes
+/// after `SessionLost`: subscribing again after a lost session used the
+/// previous server's answer, so to a server that dropped identifiers it
+/// asked the session for SUBSCRIBEs with one, which the session refused
+/// (`NotSupported`): nothing was subscribed again, only logged. And a
+/// SUBSCRIBE queued while disconnected took its identifier (or none) from
+/// the previous CONNACK too: sent without one to a server that supports
+/// them again. Now: the filters the server still supports are subscribed
+/// again without identifier; a shared or wildcard one it no longer
+/// supports is lost, reported in `SessionLost` and to its stream; a
+/// SUBSCRIBE queued while disconnected is checked against the new CONNACK
+/// (refused, or sent without identifier); and a later CONNACK without the
+/// properties makes all available again.
+#[tokio::test]
+async fn capabilities_are_those_of_the_current_connack() {
+    let v = ProtocolVersion::V5;
+    let (b, mut events, mut rx) = piped(v, "caps");
+    let (c, mut srv) = tokio::join!(
+        b.connect(),
+        Scripted::accept(&mut rx, v, ConnAck::default())
+    );
+    let c = c.unwrap();
+    let (s1, sub1) = tokio::join!(c.subscribe("$share/g/cap/a", q0()), srv.grant());
+    assert!(sub1.properties.subscription_identifier.is_some());
+    let (s2, _) = tokio::join!(c.subscribe("cap/b", q0()), srv.grant());
+    let (s3, _) = tokio::join!(c.subscribe("cap/+/w", q0()), srv.grant());
+    let (mut s1, mut s2, mut s3) = (s1.unwrap(), s2.unwrap(), s3.unwrap());
+
+    // Disconnected: two SUBSCRIBEs wait for the next connection.
+    drop(srv);
+    wait_for(&mut events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    let queued_shared = tokio::spawn({
+        let c = c.clone();
+        async move { c.subscribe("$share/g/cap/q", q0()).await }
+    });
+    let queued_plain = tokio::spawn({
+        let c = c.clone();
+        async move { c.subscribe("cap/q2", q0()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A server without shared or wildcard subscriptions or identifiers,
+    // and without the session.
+    let mut connack = ConnAck::default();
+    connack.properties.wildcard_subscription_available = Some(false);
+    connack.properties.shared_subscription_available = Some(false);
+    connack.properties.subscription_identifiers_available = Some(false);
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let mut left = vec!["cap/b", "cap/q2"];
+    let mut sent = Vec::new();
+    while !left.is_empty() {
+        let s = timeout(Duration::from_secs(2), srv.grant())
+            .await
+            .unwrap_or_else(|_| panic!("not subscribed: {left:?}"));
+        assert_eq!(
+            s.properties.subscription_identifier, None,
+            "a Subscription Identifier to a server without them"
+        );
+        for f in &s.filters {
+            let f = f.filter.as_str();
+            assert!(
+                !f.starts_with("$share/") && !f.contains('+'),
+                "{f} sent to a server without shared or wildcard subscriptions"
+            );
+            left.retain(|x| *x != f);
+        }
+        sent.push(s);
+    }
+    let (again, lost) = wait_for(&mut events, |e| match e {
+        Event::SessionLost {
+            resubscribed,
+            not_resubscribed,
+            ..
+        } => Some((resubscribed, not_resubscribed)),
+        _ => None,
+    })
+    .await;
+    let not_supported = |e: &ClientError| {
+        matches!(
+            e,
+            ClientError::Usage(mqtt_session::UsageError::NotSupported(_))
+        )
+    };
+    assert_eq!(
+        again,
+        ["cap/b".parse::<mqtt_client::TopicFilter>().unwrap()]
+    );
+    let mut lost_names: Vec<_> = lost.iter().map(|(f, _)| f.as_str()).collect();
+    lost_names.sort_unstable();
+    assert_eq!(lost_names, ["$share/g/cap/a", "cap/+/w"]);
+    assert!(lost.iter().all(|(_, e)| not_supported(e)), "{lost:?}");
+    for s in [&mut s1, &mut s3] {
+        assert!(ends(s).await, "the stream of a lost subscription ends");
+        assert!(s.error().is_some_and(not_supported), "{:?}", s.error());
+    }
+    let r = queued_shared.await.unwrap();
+    assert!(
+        matches!(&r, Err(e) if not_supported(e)),
+        "queued shared subscription: {r:?}"
+    );
+    queued_plain.await.unwrap().unwrap();
+    let carrying = sent
+        .iter()
+        .find(|s| s.filters.iter().any(|f| f.filter.as_str() == "cap/b"))
+        .unwrap()
+        .clone();
+    srv.publish("cap/b", &carrying).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s2.recv()).await,
+        Ok(Some(_))
+    ));
+
+    // A CONNACK without the properties: both available again. The next
+    // packet is this SUBSCRIBE: nothing else was sent meanwhile.
+    drop(srv);
+    let connack = ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    };
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let (r, s) = tokio::join!(c.subscribe("$share/g/cap/z", q0()), srv.grant());
+    r.unwrap();
+    assert_eq!(s.filters.len(), 1);
+    assert_eq!(s.filters[0].filter.as_str(), "$share/g/cap/z");
+    assert!(s.properties.subscription_identifier.is_some());
+    drop(c);
+}
+
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`
 /// and `broker::<scenario>` (ours). Attributes written before a scenario's
 /// name apply to its `broker::` case only (for example an ignore attribute
