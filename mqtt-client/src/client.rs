@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::driver::Driver;
 use crate::error::{ClientError, ConnectionError};
 use crate::options::ClientOptions;
-use crate::stream::{EventStream, Listener, Received, Subscription};
+use crate::stream::{EventStream, Listener, Lost, Received, Subscription};
 
 /// What the handles share with the connection task.
 #[derive(Debug)]
@@ -48,6 +48,7 @@ pub(crate) enum Command {
 pub(crate) struct SubscribeOp {
     pub(crate) filters: Vec<(TopicFilter, SubscriptionOptions)>,
     pub(crate) tx: mpsc::UnboundedSender<Received>,
+    pub(crate) lost: Lost,
     pub(crate) done: Done<Vec<ReasonCode>>,
 }
 
@@ -161,7 +162,7 @@ impl ClientBuilder {
     pub fn unrouted(&mut self) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
         self.unrouted = Some(tx);
-        Subscription::new(rx, Vec::new(), Vec::new())
+        Subscription::new(rx, Vec::new(), Vec::new(), Lost::default())
     }
 
     /// Connects, and returns the client once the server accepted the
@@ -423,7 +424,8 @@ impl Client {
     ///
     /// Subscribing while disconnected waits for the connection. The
     /// subscription is remembered: if the server loses the session, the
-    /// client subscribes again after reconnecting.
+    /// client subscribes again after reconnecting (if that fails, the
+    /// stream is told: see [`Subscription::error`]).
     ///
     /// Cancel safety: dropped before SUBACK, the SUBSCRIBE may still reach
     /// the server; its messages then match no stream (see
@@ -470,13 +472,26 @@ impl Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let (done, result) = oneshot::channel();
         let names = filters.iter().map(|(f, _)| f.clone()).collect();
-        self.send(Command::Subscribe(SubscribeOp { filters, tx, done }))?;
+        let lost = Lost::default();
+        self.send(Command::Subscribe(SubscribeOp {
+            filters,
+            tx,
+            lost: Arc::clone(&lost),
+            done,
+        }))?;
         let reasons = result.await.map_err(|_| ClientError::Closed)??;
-        Ok(Subscription::new(rx, names, reasons))
+        Ok(Subscription::new(rx, names, reasons, lost))
     }
 
     /// Unsubscribes from `filter`: the streams that carried only it end.
-    /// Returns the UNSUBACK reason code (always `Success` before MQTT 5.0).
+    /// Returns the UNSUBACK reason code (always `Success` before MQTT 5.0;
+    /// `NoSubscriptionExisted` is a success too).
+    ///
+    /// A reason code of 0x80 or above (for instance `NotAuthorized`) means
+    /// the server kept the subscription: this fails with
+    /// [`ClientError::Refused`], the subscription stays (its streams keep
+    /// getting its messages, and it is subscribed again if the server loses
+    /// the session).
     ///
     /// Cancel safety: dropped before UNSUBACK, the UNSUBSCRIBE is still
     /// carried out.
@@ -499,7 +514,10 @@ impl Client {
     }
 
     /// Unsubscribes from several filters with one UNSUBSCRIBE; returns one
-    /// reason code per filter.
+    /// reason code per filter (all `Success` before MQTT 5.0). A filter
+    /// refused with a code of 0x80 or above is not an error here: it stays
+    /// subscribed, as with [`unsubscribe`](Self::unsubscribe), and the
+    /// others are unsubscribed.
     ///
     /// Cancel safety: as [`unsubscribe`](Self::unsubscribe).
     ///

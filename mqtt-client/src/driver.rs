@@ -155,6 +155,11 @@ pub(crate) struct Driver {
     attempts: u32,
     /// The server supports Subscription Identifiers (5.0, CONNACK).
     sub_ids: bool,
+    /// What the server's CONNACK found it no longer had (the session's
+    /// `SessionLost`): subscriptions and messages in flight. Taken on the
+    /// `Connected` event the session emits right after, once `sub_ids` is
+    /// this connection's.
+    lost_session: Option<(Filters, Vec<(MessageId, mqtt_session::Message)>)>,
     /// The session closed the connection, with this reason.
     closing: Option<CloseReason>,
     /// Stop after this connection (disconnect called, handles gone).
@@ -180,6 +185,7 @@ impl Driver {
         Self {
             connector: options.connector(),
             sub_ids: options.protocol.is_v5(),
+            lost_session: None,
             options,
             session: ClientSession::new(config),
             shared,
@@ -349,7 +355,9 @@ impl Driver {
                 } else {
                     None
                 };
-                let route = self.router.add(&op.filters, id, op.tx.clone());
+                let route = self
+                    .router
+                    .add(&op.filters, id, op.tx.clone(), Arc::clone(&op.lost));
                 self.send_op(now, Op::Sub(op, route, id));
             }
             Command::Unsubscribe(op) => self.send_op(now, Op::Unsub(op)),
@@ -369,10 +377,16 @@ impl Driver {
         }
         match op {
             Op::Sub(op, route, mut id) => {
-                if !self.sub_ids && id.is_some() {
-                    id = None;
+                // An identifier if this connection's CONNACK allows one,
+                // whatever the one current at `subscribe` said.
+                if self.sub_ids != id.is_some() {
+                    id = if self.sub_ids {
+                        self.router.next_sub_id()
+                    } else {
+                        None
+                    };
                     for (f, _) in &op.filters {
-                        self.router.resubscribed(f, None);
+                        self.router.resubscribed(f, id);
                     }
                 }
                 match self.session.subscribe(now, op.filters.clone(), id) {
@@ -385,19 +399,9 @@ impl Driver {
                     }
                 }
             }
-            Op::Resub(filters, mut id) => {
-                if !self.sub_ids {
-                    id = None;
-                }
-                for (f, _) in &filters {
-                    self.router.resubscribed(f, id);
-                }
-                match self.session.subscribe(now, filters.clone(), id) {
-                    Ok(pid) => {
-                        self.subs_inflight.insert(pid, Op::Resub(filters, id));
-                    }
-                    Err(e) => tracing::warn!("cannot subscribe again: {e}"),
-                }
+            Op::Resub(filters, id) => {
+                // Lost filters are logged, and their streams told.
+                let _ = self.resubscribe(now, filters, id);
             }
             Op::Unsub(op) => match self.session.unsubscribe(now, op.filters.clone()) {
                 Ok(pid) => {
@@ -408,6 +412,49 @@ impl Driver {
                 }
             },
         }
+    }
+
+    /// Subscribes again to `filters` (the server lost the session), with
+    /// as many SUBSCRIBEs as the session accepts: a part it refuses (larger
+    /// than the server's Maximum Packet Size, or holding a shared or
+    /// wildcard filter the server does not support) is halved until each
+    /// part is sent or is a single filter. A single filter refused is lost:
+    /// logged, its streams told (see `Router::lose_filter`), and returned
+    /// with why.
+    fn resubscribe(
+        &mut self,
+        now: Instant,
+        filters: Filters,
+        id: Option<SubscriptionId>,
+    ) -> Vec<(TopicFilter, ClientError)> {
+        let id = if self.sub_ids { id } else { None };
+        for (f, _) in &filters {
+            self.router.resubscribed(f, id);
+        }
+        let mut lost = Vec::new();
+        // Parts still to send, the next one last.
+        let mut parts = vec![filters];
+        while let Some(mut part) = parts.pop() {
+            match self.session.subscribe(now, part.clone(), id) {
+                Ok(pid) => {
+                    self.subs_inflight.insert(pid, Op::Resub(part, id));
+                }
+                Err(_) if part.len() > 1 => {
+                    let tail = part.split_off(part.len() / 2);
+                    parts.push(tail);
+                    parts.push(part);
+                }
+                Err(e) => {
+                    let e = ClientError::Usage(e);
+                    for (f, _) in part {
+                        tracing::warn!("cannot subscribe again to {f}: {e}");
+                        self.router.lose_filter(&f, &e);
+                        lost.push((f, e.clone()));
+                    }
+                }
+            }
+        }
+        lost
     }
 
     /// Runs one connection until it ends; returns why.
@@ -629,9 +676,10 @@ impl Driver {
                     let _ = op.done.send(Err(ClientError::Encode(e)));
                 }
                 Some(Op::Resub(filters, _)) => {
+                    let e = ClientError::Encode(e);
                     for (f, _) in &filters {
                         tracing::warn!("cannot subscribe again to {f}: {e}");
-                        self.router.remove_filter(f);
+                        self.router.lose_filter(f, &e);
                     }
                 }
                 Some(op) => {
@@ -739,6 +787,9 @@ impl Driver {
                         .properties
                         .subscription_identifiers_available
                         .unwrap_or(true);
+                if let Some((subscriptions, unacknowledged)) = self.lost_session.take() {
+                    self.session_lost(now, subscriptions, unacknowledged);
+                }
                 let attempts = std::mem::take(&mut self.attempts);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
@@ -757,10 +808,12 @@ impl Driver {
                     self.send_op(now, op);
                 }
             }
+            // Handled with the `Connected` that follows: the capabilities
+            // of the previous server must not decide how to subscribe again.
             SessionEvent::SessionLost {
                 subscriptions,
                 unacknowledged,
-            } => self.session_lost(now, subscriptions, unacknowledged),
+            } => self.lost_session = Some((subscriptions, unacknowledged)),
             SessionEvent::SubAck { packet_id, reasons } => {
                 match self.subs_inflight.remove(&packet_id) {
                     Some(Op::Sub(op, route, _)) => {
@@ -775,7 +828,7 @@ impl Driver {
                         for ((f, _), r) in filters.iter().zip(&reasons) {
                             if r.is_error() {
                                 tracing::warn!("subscribing again to {f} refused: {r:?}");
-                                self.router.remove_filter(f);
+                                self.router.lose_filter(f, &ClientError::Refused(*r));
                             }
                         }
                     }
@@ -787,14 +840,22 @@ impl Driver {
             }
             SessionEvent::UnsubAck { packet_id, reasons } => {
                 if let Some(Op::Unsub(op)) = self.subs_inflight.remove(&packet_id) {
-                    for f in &op.filters {
-                        self.router.remove_filter(f);
-                    }
+                    // 3.1.1 has no reasons: every filter is unsubscribed.
                     let reasons = if reasons.is_empty() {
                         vec![ReasonCode::Success; op.filters.len()]
                     } else {
                         reasons
                     };
+                    // At 5.0 (one reason per filter, which the session
+                    // checked), 0x80 or above means the server kept that
+                    // subscription: its messages keep coming, and keep
+                    // their streams. 0x11 No subscription existed is a
+                    // success.
+                    for (f, r) in op.filters.iter().zip(&reasons) {
+                        if !r.is_error() {
+                            self.router.remove_filter(f);
+                        }
+                    }
                     let _ = op.done.send(Ok(reasons));
                 }
             }
@@ -814,9 +875,11 @@ impl Driver {
         unacknowledged: Vec<(MessageId, mqtt_session::Message)>,
     ) {
         // One SUBSCRIBE per Subscription Identifier, so that routing by
-        // identifier keeps working.
+        // identifier keeps working (split if too large).
         let mut groups: Vec<(Option<SubscriptionId>, Filters)> = Vec::new();
-        let resubscribed = subscriptions.iter().map(|(f, _)| f.clone()).collect();
+        let mut resubscribed: Vec<TopicFilter> =
+            subscriptions.iter().map(|(f, _)| f.clone()).collect();
+        let mut not_resubscribed = Vec::new();
         for (f, o) in subscriptions {
             let id = self.router.sub_id(&f);
             match groups.iter_mut().find(|(i, _)| *i == id) {
@@ -825,8 +888,14 @@ impl Driver {
             }
         }
         for (id, filters) in groups {
-            self.send_op(now, Op::Resub(filters, id));
+            if self.session.is_connected() {
+                not_resubscribed.extend(self.resubscribe(now, filters, id));
+            } else {
+                // Closed since its CONNACK: for the next connection.
+                self.waiting.push_back(Op::Resub(filters, id));
+            }
         }
+        resubscribed.retain(|f| !not_resubscribed.iter().any(|(l, _)| l == f));
         let mut republished = 0;
         for (old, message) in unacknowledged {
             let Some(p) = self.lost.remove(&old) else {
@@ -858,6 +927,7 @@ impl Driver {
         }
         self.emit(Event::SessionLost {
             resubscribed,
+            not_resubscribed,
             republished,
         });
     }

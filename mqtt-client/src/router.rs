@@ -20,13 +20,15 @@ use mqtt_session::Message;
 use mqtt_topic::{SubscriptionTree, TopicFilter};
 use tokio::sync::mpsc;
 
-use crate::stream::{AckToken, Received};
+use crate::error::ClientError;
+use crate::stream::{AckToken, Lost, Received};
 
 pub(crate) type RouteId = u64;
 
 #[derive(Debug)]
 struct Route {
     tx: mpsc::UnboundedSender<Received>,
+    lost: Lost,
     filters: Vec<TopicFilter>,
 }
 
@@ -83,6 +85,7 @@ impl Router {
         filters: &[(TopicFilter, SubscriptionOptions)],
         sub_id: Option<SubscriptionId>,
         tx: mpsc::UnboundedSender<Received>,
+        lost: Lost,
     ) -> RouteId {
         self.next_route += 1;
         let route = self.next_route;
@@ -102,7 +105,14 @@ impl Router {
             state.routes.push(route);
             Self::set_id(&mut self.by_id, f, state, sub_id);
         }
-        self.routes.insert(route, Route { tx, filters: list });
+        self.routes.insert(
+            route,
+            Route {
+                tx,
+                lost,
+                filters: list,
+            },
+        );
         route
     }
 
@@ -188,6 +198,21 @@ impl Router {
                 self.routes.remove(&route);
             }
         }
+    }
+
+    /// The server lost `filter` with the session, and subscribing to it
+    /// again failed: its routes learn why, and those left with no filter
+    /// end.
+    pub(crate) fn lose_filter(&mut self, filter: &TopicFilter, error: &ClientError) {
+        if let Some(state) = self.filters.get(filter) {
+            for route in &state.routes {
+                if let Some(r) = self.routes.get(route) {
+                    // The first error is kept.
+                    let _ = r.lost.set(error.clone());
+                }
+            }
+        }
+        self.remove_filter(filter);
     }
 
     /// Ends every stream (the client stops).
@@ -297,8 +322,8 @@ mod tests {
         let (t2, mut r2) = mpsc::unbounded_channel();
         let (tu, mut ru) = mpsc::unbounded_channel();
         r.set_unrouted(Some(tu));
-        r.add(&[opts("a/#"), opts("a/+")], None, t1);
-        r.add(&[opts("a/b")], None, t2);
+        r.add(&[opts("a/#"), opts("a/+")], None, t1, Lost::default());
+        r.add(&[opts("a/b")], None, t2, Lost::default());
         r.dispatch(msg("a/b", &[]), None);
         assert!(r1.try_recv().is_ok());
         assert!(r1.try_recv().is_err(), "one copy per stream");
@@ -316,9 +341,9 @@ mod tests {
         let (t1, mut r1) = mpsc::unbounded_channel();
         let (t2, mut r2) = mpsc::unbounded_channel();
         let id1 = r.next_sub_id();
-        r.add(&[opts("a/#")], id1, t1);
+        r.add(&[opts("a/#")], id1, t1, Lost::default());
         let id2 = r.next_sub_id();
-        r.add(&[opts("a/+")], id2, t2);
+        r.add(&[opts("a/+")], id2, t2, Lost::default());
         // The copy for subscription 2 only.
         r.dispatch(msg("a/b", &[2]), None);
         assert!(r1.try_recv().is_err());
@@ -327,7 +352,7 @@ mod tests {
         // streams get the message.
         let (t3, mut r3) = mpsc::unbounded_channel();
         let id3 = r.next_sub_id();
-        r.add(&[opts("a/#")], id3, t3);
+        r.add(&[opts("a/#")], id3, t3, Lost::default());
         r.dispatch(msg("a/x/y", &[3]), None);
         assert!(r1.try_recv().is_ok());
         assert!(r3.try_recv().is_ok());
@@ -338,8 +363,8 @@ mod tests {
         let mut r = Router::default();
         let (t1, mut r1) = mpsc::unbounded_channel();
         let (t2, r2) = mpsc::unbounded_channel();
-        r.add(&[opts("a")], None, t1);
-        r.add(&[opts("b")], None, t2);
+        r.add(&[opts("a")], None, t1, Lost::default());
+        r.add(&[opts("b")], None, t2, Lost::default());
         drop(r2);
         r.dispatch(msg("b", &[]), None);
         assert!(r.routes.len() == 1);

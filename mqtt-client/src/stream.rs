@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use mqtt_session::Message;
 use mqtt_topic::{TopicFilter, TopicName};
 use tokio::sync::mpsc;
 
-use crate::error::ConnectionError;
+use crate::error::{ClientError, ConnectionError};
 
 /// A message received from the server.
 ///
@@ -115,7 +115,10 @@ impl Drop for AckToken {
 /// [`Client::subscribe`](crate::Client::subscribe): a [`Stream`] of
 /// [`Received`], also readable with [`recv`](Self::recv).
 ///
-/// It ends when the filters are unsubscribed or the client shuts down.
+/// It ends when its filters are unsubscribed (those the server's UNSUBACK
+/// did not refuse), when the client could subscribe to none of them again
+/// after the server lost the session (see [`error`](Self::error)), or when
+/// the client shuts down.
 /// Dropping it stops local delivery (the server subscription stays until
 /// [`Client::unsubscribe`](crate::Client::unsubscribe)); the buffer between
 /// the connection and the stream is unbounded, so read it (with manual
@@ -124,13 +127,20 @@ pub struct Subscription {
     rx: mpsc::UnboundedReceiver<Received>,
     filters: Vec<TopicFilter>,
     reasons: Vec<ReasonCode>,
+    lost: Lost,
 }
+
+/// Why the client lost a filter of a subscription stream: set by the
+/// connection task (before it ends the stream), read by the
+/// [`Subscription`].
+pub(crate) type Lost = Arc<OnceLock<ClientError>>;
 
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("filters", &self.filters)
             .field("reasons", &self.reasons)
+            .field("error", &self.lost.get())
             .finish_non_exhaustive()
     }
 }
@@ -140,11 +150,13 @@ impl Subscription {
         rx: mpsc::UnboundedReceiver<Received>,
         filters: Vec<TopicFilter>,
         reasons: Vec<ReasonCode>,
+        lost: Lost,
     ) -> Self {
         Self {
             rx,
             filters,
             reasons,
+            lost,
         }
     }
 
@@ -157,6 +169,19 @@ impl Subscription {
     /// (`Success`/`GrantedQoS1`/`GrantedQoS2`) or an error.
     pub fn reasons(&self) -> &[ReasonCode] {
         &self.reasons
+    }
+
+    /// Why the client lost one of the filters, if it did: the server lost
+    /// the session and subscribing to the filter again failed, with
+    /// [`ClientError::Refused`] (the SUBACK reason code) or
+    /// [`ClientError::Usage`] (it could not be sent: larger on its own
+    /// than the server's Maximum Packet Size, or a shared or wildcard
+    /// subscription the server no longer supports). The stream ends once
+    /// it has no filter left; [`Event::SessionLost`] lists the filters
+    /// that could not be sent. The first such error is kept; `None` if
+    /// there was none.
+    pub fn error(&self) -> Option<&ClientError> {
+        self.lost.get()
     }
 
     /// The next message, or `None` once the subscription has ended.
@@ -201,12 +226,21 @@ pub enum Event {
         attempts: u32,
     },
     /// The server did not have the session the client had: the client
-    /// subscribed again to these filters and published again the messages
-    /// that were in flight (see
+    /// subscribed again to its filters (those this connection's CONNACK
+    /// allows) and published again the messages that were in flight (see
     /// [`ClientOptions::republish_on_session_lost`](crate::ClientOptions::republish_on_session_lost)).
     SessionLost {
-        /// Filters subscribed again.
+        /// Filters subscribed again (a SUBSCRIBE was sent; a SUBACK may
+        /// still refuse them, see [`Subscription::error`]), split over
+        /// SUBSCRIBEs small enough for the server's Maximum Packet Size.
         resubscribed: Vec<TopicFilter>,
+        /// Filters that could not be sent again, and why (a
+        /// [`ClientError::Usage`]: larger on its own than the server's
+        /// Maximum Packet Size, or a shared or wildcard subscription the
+        /// server's CONNACK says it does not support). They are lost: their
+        /// streams are told ([`Subscription::error`]), and end if they have
+        /// no other filter.
+        not_resubscribed: Vec<(TopicFilter, ClientError)>,
         /// Messages published again.
         republished: usize,
     },

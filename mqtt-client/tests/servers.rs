@@ -28,7 +28,9 @@ use mqtt_client::{
     Client, ClientError, ClientOptions, Event, Message, ProtocolVersion, QoS, ReasonCode,
     ReconnectOptions, Subscription, SubscriptionOptions, UserProperty, Utf8Bytes, Will,
 };
-use mqtt_codec::{Decoder, Packet};
+use mqtt_codec::{
+    ConnAck, Decoder, Encoder, Packet, Publish, PublishTopic, SubAck, Subscribe, UnsubAck,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -950,6 +952,489 @@ async fn qos0_publish_on_a_closed_connection_is_not_reported_written() {
         Err(ClientError::ConnectionLost),
         "a QoS 0 message that was never written"
     );
+}
+
+// ----- scripted servers over the pipe: subscriptions ------------------------
+
+/// A scripted server's end of a pipe, reading and writing packets through
+/// the codec.
+struct Scripted {
+    s: DuplexStream,
+    d: Decoder,
+    buf: BytesMut,
+    e: Encoder,
+}
+
+impl Scripted {
+    /// Takes the client's next pipe, reads its CONNECT (at `v`) and
+    /// answers `connack`.
+    async fn accept(
+        rx: &mut mpsc::UnboundedReceiver<DuplexStream>,
+        v: ProtocolVersion,
+        connack: ConnAck,
+    ) -> Self {
+        let s = timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the client connects in time")
+            .unwrap();
+        let mut me = Self {
+            s,
+            d: Decoder::new(),
+            buf: BytesMut::new(),
+            e: Encoder::new(v),
+        };
+        let Packet::Connect(c) = me.recv().await else {
+            panic!("CONNECT expected");
+        };
+        assert_eq!(c.protocol, v);
+        me.send(connack).await;
+        me
+    }
+
+    async fn recv(&mut self) -> Packet {
+        read_packet(&mut self.s, &mut self.d, &mut self.buf).await
+    }
+
+    async fn send(&mut self, p: impl Into<Packet>) {
+        let mut b = BytesMut::new();
+        self.e.encode(&p.into(), &mut b).unwrap();
+        self.s.write_all(&b).await.unwrap();
+    }
+
+    /// Reads a SUBSCRIBE (of QoS 0 filters) and grants every filter.
+    async fn grant(&mut self) -> Subscribe {
+        let Packet::Subscribe(s) = self.recv().await else {
+            panic!("SUBSCRIBE expected");
+        };
+        let reasons = vec![ReasonCode::Success; s.filters.len()];
+        self.send(SubAck::new(s.packet_id, reasons)).await;
+        s
+    }
+
+    /// Sends a QoS 0 PUBLISH to `topic`, tagged with the Subscription
+    /// Identifier of `to` if it has one.
+    async fn publish(&mut self, topic: &str, to: &Subscribe) {
+        let mut p = Publish::new(PublishTopic::try_from(topic).unwrap(), topic.to_owned());
+        if let Some(id) = to.properties.subscription_identifier {
+            p.properties.to_mut().subscription_identifiers = [id].into_iter().collect();
+        }
+        self.send(p).await;
+    }
+}
+
+/// A client over the pipe, reconnecting after 10 ms, with its event stream.
+fn piped(
+    v: ProtocolVersion,
+    id: &str,
+) -> (
+    mqtt_client::ClientBuilder,
+    mqtt_client::EventStream,
+    mpsc::UnboundedReceiver<DuplexStream>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut o = ClientOptions::new("unused", 0);
+    o.protocol(v)
+        .client_id(id)
+        .reconnect(
+            ReconnectOptions::default()
+                .delays(Duration::from_millis(10), Duration::from_millis(10)),
+        )
+        .transport(Pipe(Mutex::new(Some(tx))));
+    let mut b = Client::builder(o);
+    let events = b.events();
+    (b, events, rx)
+}
+
+/// The next event matching `f`, skipping the others.
+async fn wait_for<T>(
+    events: &mut mqtt_client::EventStream,
+    mut f: impl FnMut(Event) -> Option<T>,
+) -> T {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(t) = f(events.recv().await.expect("client running")) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+/// Whether `sub` ends (within a second) rather than staying open.
+async fn ends(sub: &mut Subscription) -> bool {
+    matches!(timeout(Duration::from_secs(1), sub.recv()).await, Ok(None))
+}
+
+fn q0() -> SubscriptionOptions {
+    SubscriptionOptions::new(QoS::AtMostOnce)
+}
+
+/// At 5.0, an UNSUBACK reason of 0x80 or above for a filter means the
+/// server did *not* remove that subscription (MQTT 5.0 3.11.3): its
+/// messages keep coming, so its stream must stay open and keep getting
+/// them, and the session must keep it (to subscribe again if the server
+/// later loses the session). 0x11 No subscription existed is a success:
+/// the subscription is gone. The driver used to remove every filter of the
+/// UNSUBSCRIBE from its routes whatever the reasons (and the session every
+/// filter from its state): the refused filter's stream ended while its
+/// messages still arrived, unrouted. `unsubscribe_many` returns the
+/// reasons, `unsubscribe` fails with `Refused`. At 3.1.1 UNSUBACK has no
+/// reasons: every filter is unsubscribed.
+#[tokio::test]
+async fn unsuback_error_reason_keeps_the_subscription() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let (b, mut events, mut rx) = piped(v, "unsub-refused");
+        let (c, mut srv) = tokio::join!(
+            b.connect(),
+            Scripted::accept(&mut rx, v, ConnAck::default())
+        );
+        let c = c.unwrap();
+        let (a, sub_a) = tokio::join!(c.subscribe("u/a", q0()), srv.grant());
+        let (b, _) = tokio::join!(c.subscribe("u/b", q0()), srv.grant());
+        let (d, _) = tokio::join!(c.subscribe("u/c", q0()), srv.grant());
+        let (mut a, mut b, mut d) = (a.unwrap(), b.unwrap(), d.unwrap());
+
+        let (r, ()) = tokio::join!(
+            c.unsubscribe_many(vec![
+                "u/a".parse().unwrap(),
+                "u/b".parse().unwrap(),
+                "u/c".parse().unwrap()
+            ]),
+            async {
+                let Packet::Unsubscribe(u) = srv.recv().await else {
+                    panic!("UNSUBSCRIBE expected");
+                };
+                let reasons = if v.is_v5() {
+                    vec![
+                        ReasonCode::NotAuthorized,
+                        ReasonCode::Success,
+                        ReasonCode::NoSubscriptionExisted,
+                    ]
+                } else {
+                    Vec::new()
+                };
+                srv.send(UnsubAck::new(u.packet_id, reasons)).await;
+            }
+        );
+        let want = if v.is_v5() {
+            vec![
+                ReasonCode::NotAuthorized,
+                ReasonCode::Success,
+                ReasonCode::NoSubscriptionExisted,
+            ]
+        } else {
+            vec![ReasonCode::Success; 3]
+        };
+        assert_eq!(r.unwrap(), want, "{v}");
+        assert!(ends(&mut b).await, "{v}: u/b unsubscribed, its stream ends");
+        assert!(
+            ends(&mut d).await,
+            "{v}: u/c had no subscription, its stream ends"
+        );
+        if !v.is_v5() {
+            assert!(ends(&mut a).await, "{v}: u/a unsubscribed, its stream ends");
+            continue;
+        }
+        // The server kept u/a: its messages still reach the stream.
+        srv.publish("u/a", &sub_a).await;
+        let m = timeout(Duration::from_secs(1), a.recv()).await;
+        assert!(
+            matches!(&m, Ok(Some(m)) if m.topic().as_str() == "u/a"),
+            "{v}: the server refused to unsubscribe u/a, its stream must stay open: {m:?}"
+        );
+        // `unsubscribe` of one filter fails with the reason, and keeps it.
+        let (r, ()) = tokio::join!(c.unsubscribe("u/a"), async {
+            let Packet::Unsubscribe(u) = srv.recv().await else {
+                panic!("UNSUBSCRIBE expected");
+            };
+            srv.send(UnsubAck::new(
+                u.packet_id,
+                vec![ReasonCode::UnspecifiedError],
+            ))
+            .await;
+        });
+        assert_eq!(r, Err(ClientError::Refused(ReasonCode::UnspecifiedError)));
+        srv.publish("u/a", &sub_a).await;
+        assert!(matches!(
+            timeout(Duration::from_secs(1), a.recv()).await,
+            Ok(Some(_))
+        ));
+        // The server loses the session: the client subscribes again to u/a,
+        // which it still has, and only to it.
+        drop(srv);
+        let mut srv = Scripted::accept(&mut rx, v, ConnAck::default()).await;
+        let again = srv.grant().await;
+        let filters: Vec<_> = again.filters.iter().map(|f| f.filter.as_str()).collect();
+        assert_eq!(
+            filters,
+            ["u/a"],
+            "{v}: subscribed again after the session was lost"
+        );
+        let resubscribed = wait_for(&mut events, |e| match e {
+            Event::SessionLost { resubscribed, .. } => Some(resubscribed),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            resubscribed,
+            ["u/a".parse::<mqtt_client::TopicFilter>().unwrap()]
+        );
+        srv.publish("u/a", &again).await;
+        assert!(matches!(
+            timeout(Duration::from_secs(1), a.recv()).await,
+            Ok(Some(_))
+        ));
+        drop(c);
+    }
+}
+
+/// When the server lost the session, the client subscribes again with one
+/// SUBSCRIBE per Subscription Identifier. If the new server's CONNACK
+/// Maximum Packet Size is smaller than such a SUBSCRIBE, the session
+/// refuses it (`UsageError::PacketTooLarge`, [MQTT-3.2.2-15]) and the
+/// driver used to only log it: none of the group's filters was subscribed
+/// again, and their streams stayed open without ever getting a message.
+/// The filters now go in as many SUBSCRIBEs as fit; a filter that cannot
+/// fit on its own is reported in `Event::SessionLost` and its stream learns
+/// why (`Subscription::error`), ending if it has no other filter.
+#[tokio::test]
+async fn lost_session_resubscribes_in_packets_the_server_accepts() {
+    const MAX: u32 = 128;
+    let v = ProtocolVersion::V5;
+    let (b, mut events, mut rx) = piped(v, "resub-split");
+    let (c, mut srv) = tokio::join!(
+        b.connect(),
+        Scripted::accept(&mut rx, v, ConnAck::default())
+    );
+    let c = c.unwrap();
+    // One SUBSCRIBE of 12 filters (~340 bytes), one of a filter too large
+    // for the new server on its own, one of both kinds.
+    let many: Vec<String> = (0..12)
+        .map(|i| format!("split/{i:02}/{}", "x".repeat(16)))
+        .collect();
+    let big = format!("big/{}", "y".repeat(200));
+    let (s1, first) = tokio::join!(
+        c.subscribe_many(many.iter().map(|f| (f.parse().unwrap(), q0())).collect()),
+        srv.grant()
+    );
+    assert!(Packet::Subscribe(first).encoded_len(v).unwrap() > MAX as usize);
+    let (s2, _) = tokio::join!(c.subscribe(big.as_str(), q0()), srv.grant());
+    let big2 = format!("big2/{}", "z".repeat(200));
+    let (s3, _) = tokio::join!(
+        c.subscribe_many(vec![
+            ("mix/a".parse().unwrap(), q0()),
+            (big2.parse().unwrap(), q0())
+        ]),
+        srv.grant()
+    );
+    let (mut s1, mut s2, mut s3) = (s1.unwrap(), s2.unwrap(), s3.unwrap());
+
+    drop(srv);
+    let mut connack = ConnAck::default();
+    connack.properties.maximum_packet_size = NonZeroU32::new(MAX);
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let mut left: Vec<String> = many.clone();
+    left.push("mix/a".to_owned());
+    let mut sent = Vec::new();
+    while !left.is_empty() {
+        let s = timeout(Duration::from_secs(2), srv.grant())
+            .await
+            .unwrap_or_else(|_| panic!("not subscribed again: {left:?}"));
+        let size = Packet::Subscribe(s.clone()).encoded_len(v).unwrap();
+        assert!(
+            size <= MAX as usize,
+            "a SUBSCRIBE of {size} bytes, over {MAX}"
+        );
+        for f in &s.filters {
+            let f = f.filter.as_str();
+            assert!(f != big && f != big2, "a filter too large to send was sent");
+            left.retain(|x| x != f);
+        }
+        sent.push(s);
+    }
+    // The SUBSCRIBE that carried `f`, for its Subscription Identifier.
+    let carrying = |f: &str| {
+        sent.iter()
+            .find(|s| s.filters.iter().any(|x| x.filter.as_str() == f))
+            .unwrap()
+            .clone()
+    };
+    let (again, lost) = wait_for(&mut events, |e| match e {
+        Event::SessionLost {
+            resubscribed,
+            not_resubscribed,
+            ..
+        } => Some((resubscribed, not_resubscribed)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again.len(), 13, "{again:?}");
+    let too_large = |e: &ClientError| {
+        matches!(
+            e,
+            ClientError::Usage(mqtt_session::UsageError::PacketTooLarge { max: MAX, .. })
+        )
+    };
+    let lost_names: Vec<_> = lost.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(lost_names, [big.as_str(), big2.as_str()]);
+    assert!(lost.iter().all(|(_, e)| too_large(e)), "{lost:?}");
+    // The messages of the filters subscribed again reach their streams.
+    srv.publish(&many[11], &carrying(&many[11])).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s1.recv()).await,
+        Ok(Some(_))
+    ));
+    srv.publish("mix/a", &carrying("mix/a")).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s3.recv()).await,
+        Ok(Some(_))
+    ));
+    // The stream of the filter that cannot be sent ends, and says why; the
+    // one that kept a filter stays open, and says why it lost the other.
+    assert!(
+        ends(&mut s2).await,
+        "the stream of a filter that cannot be subscribed again ends"
+    );
+    assert!(s2.error().is_some_and(too_large), "{:?}", s2.error());
+    assert!(s3.error().is_some_and(too_large), "{:?}", s3.error());
+    assert_eq!(s1.error(), None);
+    drop(c);
+}
+
+/// The CONNACK capabilities (Shared Subscription Available, Subscription
+/// Identifiers Available, Wildcard Subscription Available) hold for one
+/// connection, and a CONNACK without the property means available. The
+/// session resets them on every CONNACK; the driver read Subscription
+/// Identifiers Available on the session's `Connected` event, which comes
+/// after `SessionLost`: subscribing again after a lost session used the
+/// previous server's answer, so to a server that dropped identifiers it
+/// asked the session for SUBSCRIBEs with one, which the session refused
+/// (`NotSupported`): nothing was subscribed again, only logged. And a
+/// SUBSCRIBE queued while disconnected took its identifier (or none) from
+/// the previous CONNACK too: sent without one to a server that supports
+/// them again. Now: the filters the server still supports are subscribed
+/// again without identifier; a shared or wildcard one it no longer
+/// supports is lost, reported in `SessionLost` and to its stream; a
+/// SUBSCRIBE queued while disconnected is checked against the new CONNACK
+/// (refused, or sent without identifier); and a later CONNACK without the
+/// properties makes all available again.
+#[tokio::test]
+async fn capabilities_are_those_of_the_current_connack() {
+    let v = ProtocolVersion::V5;
+    let (b, mut events, mut rx) = piped(v, "caps");
+    let (c, mut srv) = tokio::join!(
+        b.connect(),
+        Scripted::accept(&mut rx, v, ConnAck::default())
+    );
+    let c = c.unwrap();
+    let (s1, sub1) = tokio::join!(c.subscribe("$share/g/cap/a", q0()), srv.grant());
+    assert!(sub1.properties.subscription_identifier.is_some());
+    let (s2, _) = tokio::join!(c.subscribe("cap/b", q0()), srv.grant());
+    let (s3, _) = tokio::join!(c.subscribe("cap/+/w", q0()), srv.grant());
+    let (mut s1, mut s2, mut s3) = (s1.unwrap(), s2.unwrap(), s3.unwrap());
+
+    // Disconnected: two SUBSCRIBEs wait for the next connection.
+    drop(srv);
+    wait_for(&mut events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    let queued_shared = tokio::spawn({
+        let c = c.clone();
+        async move { c.subscribe("$share/g/cap/q", q0()).await }
+    });
+    let queued_plain = tokio::spawn({
+        let c = c.clone();
+        async move { c.subscribe("cap/q2", q0()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A server without shared or wildcard subscriptions or identifiers,
+    // and without the session.
+    let mut connack = ConnAck::default();
+    connack.properties.wildcard_subscription_available = Some(false);
+    connack.properties.shared_subscription_available = Some(false);
+    connack.properties.subscription_identifiers_available = Some(false);
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let mut left = vec!["cap/b", "cap/q2"];
+    let mut sent = Vec::new();
+    while !left.is_empty() {
+        let s = timeout(Duration::from_secs(2), srv.grant())
+            .await
+            .unwrap_or_else(|_| panic!("not subscribed: {left:?}"));
+        assert_eq!(
+            s.properties.subscription_identifier, None,
+            "a Subscription Identifier to a server without them"
+        );
+        for f in &s.filters {
+            let f = f.filter.as_str();
+            assert!(
+                !f.starts_with("$share/") && !f.contains('+'),
+                "{f} sent to a server without shared or wildcard subscriptions"
+            );
+            left.retain(|x| *x != f);
+        }
+        sent.push(s);
+    }
+    let (again, lost) = wait_for(&mut events, |e| match e {
+        Event::SessionLost {
+            resubscribed,
+            not_resubscribed,
+            ..
+        } => Some((resubscribed, not_resubscribed)),
+        _ => None,
+    })
+    .await;
+    let not_supported = |e: &ClientError| {
+        matches!(
+            e,
+            ClientError::Usage(mqtt_session::UsageError::NotSupported(_))
+        )
+    };
+    assert_eq!(
+        again,
+        ["cap/b".parse::<mqtt_client::TopicFilter>().unwrap()]
+    );
+    let mut lost_names: Vec<_> = lost.iter().map(|(f, _)| f.as_str()).collect();
+    lost_names.sort_unstable();
+    assert_eq!(lost_names, ["$share/g/cap/a", "cap/+/w"]);
+    assert!(lost.iter().all(|(_, e)| not_supported(e)), "{lost:?}");
+    for s in [&mut s1, &mut s3] {
+        assert!(ends(s).await, "the stream of a lost subscription ends");
+        assert!(s.error().is_some_and(not_supported), "{:?}", s.error());
+    }
+    let r = queued_shared.await.unwrap();
+    assert!(
+        matches!(&r, Err(e) if not_supported(e)),
+        "queued shared subscription: {r:?}"
+    );
+    queued_plain.await.unwrap().unwrap();
+    let carrying = sent
+        .iter()
+        .find(|s| s.filters.iter().any(|f| f.filter.as_str() == "cap/b"))
+        .unwrap()
+        .clone();
+    srv.publish("cap/b", &carrying).await;
+    assert!(matches!(
+        timeout(Duration::from_secs(1), s2.recv()).await,
+        Ok(Some(_))
+    ));
+
+    // A CONNACK without the properties: both available again. The next
+    // packet is this SUBSCRIBE: nothing else was sent meanwhile.
+    drop(srv);
+    let connack = ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    };
+    let mut srv = Scripted::accept(&mut rx, v, connack).await;
+    let (r, s) = tokio::join!(c.subscribe("$share/g/cap/z", q0()), srv.grant());
+    r.unwrap();
+    assert_eq!(s.filters.len(), 1);
+    assert_eq!(s.filters[0].filter.as_str(), "$share/g/cap/z");
+    assert!(s.properties.subscription_identifier.is_some());
+    drop(c);
 }
 
 /// One `#[tokio::test]` per scenario and server: `mosquitto::<scenario>`

@@ -359,7 +359,10 @@ impl ClientSession {
         Ok(pid)
     }
 
-    /// Sends UNSUBSCRIBE; the answer is [`Event::UnsubAck`].
+    /// Sends UNSUBSCRIBE; the answer is [`Event::UnsubAck`]. A filter whose
+    /// reason code there is 0x80 or above (MQTT 5.0) stays subscribed: the
+    /// server kept it, and the session keeps it in its
+    /// [`state`](Self::state).
     ///
     /// # Errors
     ///
@@ -620,8 +623,14 @@ impl ClientSession {
         {
             return Err(ProtocolError::ReasonCountMismatch(PacketType::UnsubAck));
         }
-        for f in &filters {
-            self.core.state.subscriptions.remove(f);
+        // Each reason code is the result for its filter (MQTT 5.0 3.11.3):
+        // one of 0x80 or above leaves that subscription in place (0x11 No
+        // subscription existed is a success). 3.1.1 has no reasons: every
+        // filter is unsubscribed.
+        for (i, f) in filters.iter().enumerate() {
+            if !p.reasons.get(i).is_some_and(|r| r.is_error()) {
+                self.core.state.subscriptions.remove(f);
+            }
         }
         self.core.events.push_back(Event::UnsubAck {
             packet_id: p.packet_id,
