@@ -593,6 +593,16 @@ mod tests {
         }
     }
 
+    /// Every QoS 1/2 message moves through these: the shared subscription
+    /// a message came through ([`Queued::share`]) costs them one pointer,
+    /// `None` for every other message.
+    #[test]
+    fn entries_stay_small() {
+        assert!(size_of::<Queued>() <= 112, "{}", size_of::<Queued>());
+        assert!(size_of::<Inflight>() <= 120, "{}", size_of::<Inflight>());
+        assert_eq!(size_of::<Option<Box<SharedOrigin>>>(), 8);
+    }
+
     #[test]
     fn packet_ids_are_never_reused_while_in_flight_and_exhaust_cleanly() {
         let now = Instant::now();
