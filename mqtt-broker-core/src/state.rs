@@ -30,7 +30,7 @@ use mqtt_codec::{
     SubscriptionOptions, Utf8Bytes,
 };
 use mqtt_session::{
-    Accept, CloseReason, Event, Message, ServerConfig, ServerSession, SessionState,
+    Accept, CloseReason, Event, Message, ServerConfig, ServerSession, SessionState, SharedOrigin,
     SubscribeRequest,
 };
 use mqtt_topic::{RetainedIndex, SubscriptionTree, TopicFilter, TopicName};
@@ -62,6 +62,19 @@ pub(crate) struct SubValue {
     id: Option<SubscriptionId>,
 }
 
+/// Why a message goes to a subscription (see [`State::deliver`]).
+#[derive(Debug, Clone)]
+enum Delivery {
+    /// It was published and matches.
+    Live,
+    /// It is retained, and sent because of a SUBSCRIBE (RETAIN stays set).
+    Retained,
+    /// It was published and matches this shared subscription, or a member
+    /// of it whose session ended did not have it (see [`State::redispatch`]):
+    /// the subscriber's session keeps the filter with it.
+    Shared(TopicFilter),
+}
+
 /// The subscription tree, with a count of shared subscriptions so that a
 /// broker without any skips their walk.
 #[derive(Debug, Default)]
@@ -91,10 +104,20 @@ impl Subscriptions {
         self.tree.for_each_match(name, f);
     }
 
-    fn for_each_shared_match(&self, name: &TopicName, f: impl FnMut(&str, &[(SubKey, SubValue)])) {
+    /// Each shared subscription matching `name`, with its members.
+    fn for_each_shared_match(
+        &self,
+        name: &TopicName,
+        f: impl FnMut(&TopicFilter, &[(SubKey, SubValue)]),
+    ) {
         if self.shared > 0 {
-            self.tree.for_each_shared_match(name, f);
+            self.tree.for_each_shared_group(name, f);
         }
+    }
+
+    /// The members of the shared subscription `filter`.
+    fn shared_members(&self, filter: &TopicFilter) -> &[(SubKey, SubValue)] {
+        self.tree.shared_members(filter)
     }
 
     fn len(&self) -> usize {
@@ -297,6 +320,9 @@ pub(crate) struct State {
     /// [`QUEUE_PRESSURE`] (see [`State::take_relief`]).
     relief: bool,
     scratch: Vec<(SubKey, SubValue)>,
+    /// The members that shared subscriptions picked for the message being
+    /// routed, with the subscription.
+    shared_scratch: Vec<(SubKey, SubValue, TopicFilter)>,
     /// Input of connections whose CONNECT awaits the decision, beyond what
     /// their session buffers (see [`Held`]).
     held: HashMap<usize, Held>,
@@ -341,6 +367,7 @@ impl State {
             pressure: Vec::new(),
             relief: false,
             scratch: Vec::new(),
+            shared_scratch: Vec::new(),
             held: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             id_keys: RandomState::new(),
@@ -839,6 +866,9 @@ impl State {
             }
             self.drive(now, s, false);
             self.flush_touched(now);
+            // Its will and the messages its ended session handed on hold
+            // nobody back: no task of an input is waiting to take this.
+            self.pressure.clear();
         }
         if self.conns.contains(conn) {
             let c = self.conns.remove(conn);
@@ -1081,6 +1111,9 @@ impl State {
                     self.route(now, None, message);
                 }
                 Event::Dropped { .. } => Counters::add(&self.counters.publish_dropped, 1),
+                Event::Redispatch {
+                    message, filter, ..
+                } => self.redispatch(now, s, &filter, &message),
                 Event::Closed(reason) => self.closed(now, s, &reason),
                 Event::Auth(_) => {
                     // Extended authentication is not supported: CONNECT with an
@@ -1289,37 +1322,46 @@ impl State {
         targets.clear();
         self.subs
             .for_each_match(&message.topic, |k, v| targets.push((*k, *v)));
-        let sessions = &self.sessions;
-        let rng = &mut self.rng;
+        let mut shared = std::mem::take(&mut self.shared_scratch);
+        shared.clear();
+        let (sessions, rng) = (&self.sessions, &mut self.rng);
         self.subs
-            .for_each_shared_match(&message.topic, |_, members| {
-                // One member per group [MQTT-4.8.2-4]: a connected one picked
-                // at random (uniform over messages, whatever else the other
-                // groups receive), else any.
-                let n = members.len();
-                // xorshift64
-                *rng ^= *rng << 13;
-                *rng ^= *rng >> 7;
-                *rng ^= *rng << 17;
-                let start = usize::try_from(*rng % n.max(1) as u64).unwrap_or(0);
-                let connected = |k: &SubKey| match k {
-                    SubKey::Session(s, g) => sessions
-                        .get(*s)
-                        .is_some_and(|x| x.generation == *g && x.conn.is_some()),
-                    SubKey::Local(_) => true,
-                };
-                let pick = (0..n)
-                    .filter_map(|i| members.get((start + i) % n))
-                    .find(|(k, _)| connected(k))
-                    .or_else(|| members.get(start));
-                if let Some((k, v)) = pick {
-                    targets.push((*k, *v));
+            .for_each_shared_match(&message.topic, |filter, members| {
+                // One member per group [MQTT-4.8.2-4].
+                if let Some((k, v)) = pick_member(rng, sessions, members, None) {
+                    shared.push((k, v, filter.clone()));
                 }
             });
         for (k, v) in targets.drain(..) {
-            self.deliver(now, k, v, from, &message, false);
+            self.deliver(now, k, v, from, &message, Delivery::Live);
+        }
+        for (k, v, filter) in shared.drain(..) {
+            self.deliver(now, k, v, from, &message, Delivery::Shared(filter));
         }
         self.scratch = targets;
+        self.shared_scratch = shared;
+    }
+
+    /// Session `s` ended without its client having `message`, which it held
+    /// through the shared subscription `filter` (and the client did not
+    /// refuse, which discards it [MQTT-4.8.2-6]): MQTT 5.0 section 4.8.2
+    /// recommends sending it to another client subscribed to the same
+    /// shared subscription. It goes to another member of the group, picked
+    /// as [`route`](Self::route) picks (a connected one preferred), with
+    /// that member's subscription options; without one it is dropped and
+    /// counted. `message` is as it was published.
+    fn redispatch(&mut self, now: Instant, s: usize, filter: &TopicFilter, message: &Message) {
+        let members = self.subs.shared_members(filter);
+        match pick_member(&mut self.rng, &self.sessions, members, Some(s)) {
+            Some((k, v)) => {
+                tracing::debug!(%filter, topic = %message.topic, "handed to another member");
+                self.deliver(now, k, v, None, message, Delivery::Shared(filter.clone()));
+            }
+            None => {
+                tracing::debug!(%filter, topic = %message.topic, "no other member: dropped");
+                Counters::add(&self.counters.publish_dropped, 1);
+            }
+        }
     }
 
     fn retain(&mut self, now: Instant, message: &Message) {
@@ -1359,8 +1401,7 @@ impl State {
         self.set_retained(Retained::new(kept, now));
     }
 
-    /// Delivers `message` to one subscription. `retained`: sent because of a
-    /// SUBSCRIBE (RETAIN stays set).
+    /// Delivers `message` to one subscription, `via` says why.
     fn deliver(
         &mut self,
         now: Instant,
@@ -1368,9 +1409,10 @@ impl State {
         sub: SubValue,
         from: Option<usize>,
         message: &Message,
-        retained: bool,
+        via: Delivery,
     ) {
         let qos = message.qos.min(sub.options.qos);
+        let retained = matches!(via, Delivery::Retained);
         match key {
             SubKey::Session(s, generation) => {
                 // [MQTT-3.8.3-3]: No Local.
@@ -1423,7 +1465,16 @@ impl State {
                     p.subscription_identifiers.extend(sub.id);
                     m.properties.compact();
                 }
-                if slot.session.publish(now, m).is_err() {
+                let published = match via {
+                    // Kept with the message: if this session ends before
+                    // its client has it, it goes to another member.
+                    Delivery::Shared(filter) if qos != QoS::AtMostOnce => {
+                        let origin = SharedOrigin::new(filter, message);
+                        slot.session.publish_shared(now, m, origin)
+                    }
+                    _ => slot.session.publish(now, m),
+                };
+                if published.is_err() {
                     Counters::add(&self.counters.publish_dropped, 1);
                 }
                 let queue_full = moving
@@ -1534,7 +1585,7 @@ impl State {
             }
         }
         for m in found {
-            self.deliver(now, key, v, None, &m, true);
+            self.deliver(now, key, v, None, &m, Delivery::Retained);
         }
     }
 
@@ -1621,7 +1672,7 @@ impl State {
     /// and saves the persistent sessions.
     pub(crate) fn shutdown(&mut self, now: Instant) {
         let live: Vec<usize> = self.sessions.iter().map(|(s, _)| s).collect();
-        for s in live {
+        for &s in &live {
             if let Some(slot) = self.sessions.get_mut(s) {
                 if slot.session.is_connected() {
                     slot.session.disconnect(now, ReasonCode::ServerShuttingDown);
@@ -1630,6 +1681,13 @@ impl State {
                 }
             }
             self.drive(now, s, false);
+        }
+        self.flush_touched(now);
+        self.pressure.clear();
+        // Saved once every session is done: what the sessions that ended
+        // handed on to other members of their shared subscriptions (see
+        // `redispatch`) is saved with those.
+        for s in live {
             if let (Some(store), Some(slot)) = (&self.store, self.sessions.get(s)) {
                 if let Some(cid) = &slot.client_id {
                     let _ = store.send(StoreOp::SaveSession(
@@ -1678,6 +1736,40 @@ impl State {
         st.subscriptions = self.subs.len() as u64;
         st
     }
+}
+
+/// The member of a shared subscription's group that a message goes to
+/// [MQTT-4.8.2-4]: a connected one picked at random (uniform over
+/// messages, whatever else the other groups receive), else any; never a
+/// member held by session `skip` (one that ended, see
+/// [`State::redispatch`]). `None` when no member is left.
+fn pick_member(
+    rng: &mut u64,
+    sessions: &Slab<SessionSlot>,
+    members: &[(SubKey, SubValue)],
+    skip: Option<usize>,
+) -> Option<(SubKey, SubValue)> {
+    let n = members.len();
+    // xorshift64
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let start = usize::try_from(*rng % n.max(1) as u64).unwrap_or(0);
+    let mut other = None;
+    for (k, v) in (0..n).filter_map(|i| members.get((start + i) % n)) {
+        let connected = match k {
+            SubKey::Session(s, _) if Some(*s) == skip => continue,
+            SubKey::Session(s, g) => sessions
+                .get(*s)
+                .is_some_and(|x| x.generation == *g && x.conn.is_some()),
+            SubKey::Local(_) => true,
+        };
+        if connected {
+            return Some((*k, *v));
+        }
+        other.get_or_insert((*k, *v));
+    }
+    other
 }
 
 /// `reasons` with each filter that would add a subscription beyond `max`

@@ -271,7 +271,7 @@ impl ClientSession {
         if message.retain && !self.retain_available {
             return Err(UsageError::RetainNotSupported);
         }
-        self.core.submit(now, message)
+        self.core.submit(now, message, None)
     }
 
     /// Sends SUBSCRIBE; the answer is [`Event::SubAck`] with the returned

@@ -14,7 +14,7 @@ use mqtt_topic::TopicName;
 
 use crate::error::{ProtocolError, UsageError};
 use crate::event::Event;
-use crate::message::{DropReason, Message, MessageId};
+use crate::message::{DropReason, Message, MessageId, SharedOrigin};
 use crate::outgoing::{Acked, Next, QueuePolicy, Queued, Window, remaining_expiry};
 use crate::state::SessionState;
 use crate::timer::Timers;
@@ -145,16 +145,20 @@ impl Core {
 
     /// Hands a message to the sending side: queued, then sent as the window
     /// allows. With [`QueuePolicy::DropNew`] a full queue refuses it.
+    /// `share`: the shared subscription it came through (server side), kept
+    /// with it.
     pub(crate) fn submit(
         &mut self,
         now: Instant,
         message: Message,
+        share: Option<Box<SharedOrigin>>,
     ) -> Result<MessageId, UsageError> {
         let id = self.state.outgoing.new_id();
         let mut q = Queued {
             id,
             message,
             since: now,
+            share,
         };
         // Fast path: nothing queued and room in the window: straight to the
         // wire, without a trip through the queue.

@@ -59,6 +59,38 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// Server: the session ended while it held a message that the broker
+    /// routed to it through the shared subscription `filter`
+    /// ([`ServerSession::publish_shared`](crate::ServerSession::publish_shared))
+    /// and that its client had neither received nor refused: queued, or
+    /// sent without a PUBACK (QoS 1) or a PUBREC (QoS 2) in answer.
+    ///
+    /// MQTT 5.0 section 4.8.2 recommends that a message whose member's
+    /// session ends before the member reconnects go to another client
+    /// subscribed to the same shared subscription: route `message` to
+    /// another member of `filter`'s group (with that member's granted QoS
+    /// and options), or count it dropped if there is none. It is reported
+    /// instead of [`Event::Dropped`], and only once the session has ended
+    /// (expired, or discarded by a Clean Start): while it lives, its
+    /// client gets the message when it reconnects \[MQTT-4.8.2-5\].
+    ///
+    /// `message` is as it was published (QoS and RETAIN as the publisher
+    /// sent them, see [`SharedOrigin`](crate::SharedOrigin)), its Message
+    /// Expiry Interval counted down by the time it waited here (a message
+    /// that expired meanwhile is [`Event::Dropped`] instead). A message the
+    /// client refused (PUBACK or PUBREC with a reason code of 0x80 or
+    /// above) left the session then and is never handed back
+    /// \[MQTT-4.8.2-6\]; a QoS 2 message the client PUBREC'd is the
+    /// client's, and is reported [`Event::Dropped`] with the session.
+    Redispatch {
+        /// The message's token in this session.
+        id: MessageId,
+        /// The message, as published.
+        message: Message,
+        /// The shared subscription it came through,
+        /// `$share/{ShareName}/{filter}`.
+        filter: TopicFilter,
+    },
     /// Server: a client asks to subscribe. Each filter was validated and
     /// checked against the server's capabilities; authorize the valid ones,
     /// then call [`suback`](crate::ServerSession::suback).

@@ -72,7 +72,7 @@ mod timer;
 pub use client::{ClientConfig, ClientSession};
 pub use error::{ProtocolError, UsageError};
 pub use event::{CloseReason, Event, SubscribeEntry, SubscribeRequest, granted};
-pub use message::{DropReason, Message, MessageId};
+pub use message::{DropReason, Message, MessageId, SharedOrigin};
 pub use outgoing::QueuePolicy;
 pub use server::{Accept, ServerConfig, ServerSession};
 pub use state::{SessionState, Subscription};

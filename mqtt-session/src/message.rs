@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use mqtt_codec::{Props, PublishProperties, QoS};
-use mqtt_topic::TopicName;
+use mqtt_topic::{TopicFilter, TopicName};
 
 /// An application message: what a PUBLISH carries, with its topic resolved
 /// (no topic alias) and validated.
@@ -35,6 +35,52 @@ impl Message {
             retain,
             properties: Props::none(),
         }
+    }
+}
+
+/// How a message reached a server session through a shared subscription
+/// (MQTT 5.0 section 4.8.2): the broker passes it to
+/// [`ServerSession::publish_shared`](crate::ServerSession::publish_shared),
+/// and the session keeps it with the message until its client has it.
+///
+/// A session that ends before then (it expires, or it is discarded) hands
+/// the message back in [`Event::Redispatch`](crate::Event::Redispatch), as
+/// it was published, so that the broker can give it to another member of
+/// the same shared subscription with that member's options. It is part of
+/// the [`SessionState`](crate::SessionState): it survives a takeover and a
+/// store, and names the group by its filter, not by anything that lives
+/// only in one broker process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedOrigin {
+    filter: TopicFilter,
+    qos: QoS,
+    retain: bool,
+}
+
+impl SharedOrigin {
+    /// `published`, the message as its publisher sent it (before this
+    /// member's subscription capped its QoS and applied Retain As
+    /// Published), was routed to this member through the shared
+    /// subscription `filter` (`$share/{ShareName}/{filter}`).
+    pub fn new(filter: TopicFilter, published: &Message) -> Self {
+        Self {
+            filter,
+            qos: published.qos,
+            retain: published.retain,
+        }
+    }
+
+    /// The shared subscription, `$share/{ShareName}/{filter}`.
+    pub fn filter(&self) -> &TopicFilter {
+        &self.filter
+    }
+
+    /// `message` (this member's copy) as it was published, its QoS and
+    /// RETAIN flag as the publisher sent them; and the shared subscription.
+    pub(crate) fn restore(self, mut message: Message) -> (Message, TopicFilter) {
+        message.qos = self.qos;
+        message.retain = self.retain;
+        (message, self.filter)
     }
 }
 

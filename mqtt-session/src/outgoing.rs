@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_codec::{PacketId, QoS, ReasonCode};
 
-use crate::message::{Message, MessageId};
+use crate::message::{Message, MessageId, SharedOrigin};
 
 /// What to do when a message arrives and the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,6 +29,10 @@ pub(crate) struct Queued {
     pub(crate) id: MessageId,
     pub(crate) message: Message,
     pub(crate) since: Instant,
+    /// The shared subscription it came through (server side, QoS 1/2).
+    /// Boxed: a pointer's room, `None` and never looked at for the messages
+    /// of every other subscription.
+    pub(crate) share: Option<Box<SharedOrigin>>,
 }
 
 /// Where a QoS 1/2 message is in its flow.
@@ -47,6 +51,33 @@ pub(crate) struct Inflight {
     /// When the message was handed over: its expiry counts from here.
     pub(crate) since: Instant,
     pub(crate) stage: Stage,
+    /// See [`Queued::share`].
+    pub(crate) share: Option<Box<SharedOrigin>>,
+}
+
+/// A message still in the session when it ends (see
+/// [`Outgoing::drain_entries`]).
+#[derive(Debug)]
+pub(crate) struct Left {
+    pub(crate) id: MessageId,
+    pub(crate) message: Message,
+    pub(crate) since: Instant,
+    pub(crate) share: Option<Box<SharedOrigin>>,
+    /// The peer has it: a QoS 2 flow past PUBREC, waiting for PUBCOMP.
+    pub(crate) received: bool,
+}
+
+impl Inflight {
+    /// `q`, its PUBLISH sent.
+    fn published(q: Queued) -> Self {
+        Self {
+            id: q.id,
+            message: q.message,
+            since: q.since,
+            stage: Stage::Published,
+            share: q.share,
+        }
+    }
 }
 
 /// The outcome of an acknowledgement.
@@ -346,15 +377,7 @@ impl Outgoing {
         let Some(pid) = self.allocate_pid(busy) else {
             return Err(q);
         };
-        self.inflight.insert(
-            pid,
-            Inflight {
-                id: q.id,
-                message: q.message,
-                since: q.since,
-                stage: Stage::Published,
-            },
-        );
+        self.inflight.insert(pid, Inflight::published(q));
         Ok(Next::Inflight(pid))
     }
 
@@ -383,15 +406,7 @@ impl Outgoing {
         }
         let pid = self.allocate_pid(busy)?;
         let q = self.queue.pop_front()?;
-        self.inflight.insert(
-            pid,
-            Inflight {
-                id: q.id,
-                message: q.message,
-                since: q.since,
-                stage: Stage::Published,
-            },
-        );
+        self.inflight.insert(pid, Inflight::published(q));
         Some(Next::Inflight(pid))
     }
 
@@ -501,8 +516,37 @@ impl Outgoing {
 
     /// Empties the inflight table and the queue, oldest first.
     pub(crate) fn drain(&mut self) -> Vec<(MessageId, Message)> {
-        let mut v = self.drain_inflight();
-        v.extend(self.queue.drain(..).map(|q| (q.id, q.message)));
+        self.drain_entries()
+            .into_iter()
+            .map(|e| (e.id, e.message))
+            .collect()
+    }
+
+    /// Empties the inflight table and the queue, oldest first, with what a
+    /// session that ends needs to know of each message.
+    pub(crate) fn drain_entries(&mut self) -> Vec<Left> {
+        self.released = 0;
+        self.unsent = None;
+        self.expiry_floor = None;
+        let mut v: Vec<Left> = self
+            .inflight
+            .drain()
+            .map(|(_, f)| Left {
+                id: f.id,
+                message: f.message,
+                since: f.since,
+                share: f.share,
+                received: f.stage == Stage::Released,
+            })
+            .collect();
+        v.sort_by_key(|e| e.id);
+        v.extend(self.queue.drain(..).map(|q| Left {
+            id: q.id,
+            message: q.message,
+            since: q.since,
+            share: q.share,
+            received: false,
+        }));
         v
     }
 
@@ -545,7 +589,18 @@ mod tests {
             id: o.new_id(),
             message: msg(qos),
             since: now,
+            share: None,
         }
+    }
+
+    /// Every QoS 1/2 message moves through these: the shared subscription
+    /// a message came through ([`Queued::share`]) costs them one pointer,
+    /// `None` for every other message.
+    #[test]
+    fn entries_stay_small() {
+        assert!(size_of::<Queued>() <= 112, "{}", size_of::<Queued>());
+        assert!(size_of::<Inflight>() <= 120, "{}", size_of::<Inflight>());
+        assert_eq!(size_of::<Option<Box<SharedOrigin>>>(), 8);
     }
 
     #[test]

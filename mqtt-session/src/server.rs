@@ -15,8 +15,8 @@ use mqtt_topic::TopicFilter;
 use crate::core::{Core, Link, QueueLimits};
 use crate::error::{ProtocolError, UsageError};
 use crate::event::{CloseReason, Event, SubscribeEntry, SubscribeRequest};
-use crate::message::{DropReason, Message, MessageId};
-use crate::outgoing::{QueuePolicy, Window};
+use crate::message::{DropReason, Message, MessageId, SharedOrigin};
+use crate::outgoing::{QueuePolicy, Window, remaining_expiry};
 use crate::state::{SessionState, Subscription};
 use crate::timer::Timer;
 
@@ -171,6 +171,11 @@ struct PendingWill {
 ///    The session stays (messages published to it are queued) until
 ///    [`Event::SessionExpired`], or until the client's next connection takes
 ///    it with [`take_state`](Self::take_state) (which cancels a pending will).
+/// 4. A session that ends ([`Event::SessionExpired`], [`end`](Self::end))
+///    reports each message its client does not have: [`Event::Redispatch`]
+///    for those the broker delivered with
+///    [`publish_shared`](Self::publish_shared), to hand to another member
+///    of their shared subscription, [`Event::Dropped`] for the others.
 #[derive(Debug)]
 pub struct ServerSession {
     core: Core,
@@ -510,13 +515,44 @@ impl ServerSession {
     /// away (it is not queued), [`UsageError::Closed`] when the session
     /// ended, [`UsageError::QueueFull`].
     pub fn publish(&mut self, now: Instant, message: Message) -> Result<MessageId, UsageError> {
+        self.submit(now, message, None)
+    }
+
+    /// Delivers a message that the broker routed to this client through a
+    /// shared subscription, as [`publish`](Self::publish) does, and keeps
+    /// `origin` with it while the client does not have it.
+    ///
+    /// If the session ends first (it expires, or it is discarded), the
+    /// message is handed back in [`Event::Redispatch`] for another member
+    /// of the group, unless the client refused it (MQTT 5.0 section 4.8.2).
+    /// A QoS 0 message is never handed back: `origin` is not kept for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub fn publish_shared(
+        &mut self,
+        now: Instant,
+        message: Message,
+        origin: SharedOrigin,
+    ) -> Result<MessageId, UsageError> {
+        let share = (message.qos != QoS::AtMostOnce).then(|| Box::new(origin));
+        self.submit(now, message, share)
+    }
+
+    fn submit(
+        &mut self,
+        now: Instant,
+        message: Message,
+        share: Option<Box<SharedOrigin>>,
+    ) -> Result<MessageId, UsageError> {
         match self.phase {
             Phase::Connected => {}
             Phase::Offline | Phase::AwaitAccept if message.qos != QoS::AtMostOnce => {}
             Phase::Ended => return Err(UsageError::Closed),
             _ => return Err(UsageError::NotConnected),
         }
-        self.core.submit(now, message)
+        self.core.submit(now, message, share)
     }
 
     /// Answers a [`SubscribeRequest`] with one reason code per filter
@@ -644,7 +680,7 @@ impl ServerSession {
         if let Some(w) = self.will.take() {
             self.core.events.push_back(Event::Will(w.message));
         }
-        self.finish();
+        self.finish(now);
     }
 
     fn dispatch(&mut self, now: Instant, packet: Packet) -> Result<(), ProtocolError> {
@@ -791,7 +827,7 @@ impl ServerSession {
             }
         }
         if self.core.timers.is_due(Timer::SessionExpiry, now) {
-            self.expire();
+            self.expire(now);
         }
     }
 
@@ -872,7 +908,7 @@ impl ServerSession {
             }
         }
         match expiry {
-            0 => self.expire(),
+            0 => self.expire(now),
             u32::MAX => {}
             secs => self.core.timers.set(
                 Timer::SessionExpiry,
@@ -881,21 +917,49 @@ impl ServerSession {
         }
     }
 
-    fn expire(&mut self) {
+    fn expire(&mut self, now: Instant) {
         if let Some(w) = self.will.take() {
             self.core.events.push_back(Event::Will(w.message));
         }
         self.core.events.push_back(Event::SessionExpired);
-        self.finish();
+        self.finish(now);
     }
 
-    /// The session is over: undelivered messages are reported dropped.
-    fn finish(&mut self) {
-        for (id, _) in self.core.state.take_messages() {
-            self.core.events.push_back(Event::Dropped {
-                id,
-                reason: DropReason::SessionEnded,
-            });
+    /// The session is over at `now`: the messages its client does not have
+    /// that came through a shared subscription are handed back for another
+    /// member ([`Event::Redispatch`], MQTT 5.0 section 4.8.2), the others
+    /// are reported dropped.
+    fn finish(&mut self, now: Instant) {
+        for left in self.core.state.outgoing.drain_entries() {
+            let event = match left.share {
+                // A QoS 2 message past PUBREC is the client's.
+                Some(origin) if !left.received => {
+                    match remaining_expiry(&left.message, left.since, now) {
+                        Some(0) => Event::Dropped {
+                            id: left.id,
+                            reason: DropReason::Expired,
+                        },
+                        remaining => {
+                            let (mut message, filter) = origin.restore(left.message);
+                            if remaining.is_some() {
+                                // Counted down by the time it waited here
+                                // [MQTT-3.3.2-6].
+                                message.properties.to_mut().message_expiry_interval = remaining;
+                            }
+                            Event::Redispatch {
+                                id: left.id,
+                                message,
+                                filter,
+                            }
+                        }
+                    }
+                }
+                _ => Event::Dropped {
+                    id: left.id,
+                    reason: DropReason::SessionEnded,
+                },
+            };
+            self.core.events.push_back(event);
         }
         self.core.timers = Default::default();
         self.phase = Phase::Ended;

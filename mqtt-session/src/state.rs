@@ -33,6 +33,10 @@ pub struct Subscription {
 /// - QoS 2 packet identifiers received and not yet released by PUBREL;
 /// - messages queued behind the inflight window, with the time they were
 ///   queued (their Message Expiry Interval counts down);
+/// - for each of those messages that came through a shared subscription,
+///   that subscription ([`SharedOrigin`](crate::SharedOrigin)): should the
+///   session end before its client has the message, it goes to another
+///   member;
 /// - the Session Expiry Interval.
 ///
 /// Deadlines are [`std::time::Instant`]s: a store that outlives the process

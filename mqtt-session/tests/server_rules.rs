@@ -1097,3 +1097,198 @@ fn take_state_of_a_connected_session_closes_its_connection() {
         assert_eq!(srv.sent, expected, "{v}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Shared subscriptions: what a session that ends hands back (MQTT 5.0
+// section 4.8.2)
+// ---------------------------------------------------------------------------
+
+/// A message to `t` as a publisher sent it.
+fn published(payload: &'static str, qos: QoS, retain: bool) -> mqtt_session::Message {
+    mqtt_session::Message::new(
+        mqtt_topic::TopicName::try_from("t").unwrap(),
+        payload,
+        qos,
+        retain,
+    )
+}
+
+/// Hands `m` to the session at `qos` (its subscription's), through the
+/// shared subscription `$share/g/t` when `shared`.
+fn deliver(srv: &mut Srv, m: &mqtt_session::Message, qos: QoS, shared: bool) {
+    let mut copy = m.clone();
+    copy.qos = qos;
+    copy.retain = false;
+    if shared {
+        let filter = TopicFilter::try_from("$share/g/t").unwrap();
+        let origin = mqtt_session::SharedOrigin::new(filter, m);
+        srv.s.publish_shared(srv.now, copy, origin).unwrap();
+    } else {
+        srv.s.publish(srv.now, copy).unwrap();
+    }
+    srv.drain();
+}
+
+/// What the session reported of its messages when it ended: handed back
+/// (payload, QoS, RETAIN, filter) or dropped (payload, reason).
+type Handed = Vec<(String, QoS, bool, String)>;
+type DroppedIds = Vec<(u64, mqtt_session::DropReason)>;
+
+fn ended(srv: &Srv) -> (Handed, DroppedIds) {
+    let mut handed = Vec::new();
+    let mut dropped = Vec::new();
+    for e in &srv.events {
+        match e {
+            Event::Redispatch {
+                message, filter, ..
+            } => handed.push((
+                String::from_utf8(message.payload.to_vec()).unwrap(),
+                message.qos,
+                message.retain,
+                filter.as_str().to_owned(),
+            )),
+            Event::Dropped { id, reason } => dropped.push((id.get(), *reason)),
+            _ => {}
+        }
+    }
+    (handed, dropped)
+}
+
+/// A session that ends (a normal DISCONNECT with Session Expiry Interval
+/// 0 / clean session) hands back each QoS 1/2 message of a shared
+/// subscription its client does not have, in order, as published: the
+/// one sent and not acknowledged, the one queued behind the window. The
+/// QoS 2 message past PUBREC is the client's, and the message of a
+/// non-shared subscription is dropped as before, and so is a QoS 0 one.
+#[test]
+fn an_ending_session_hands_back_what_its_client_lacks_of_shared_subscriptions() {
+    use mqtt_session::DropReason::{Offline, SessionEnded};
+    for v in BOTH {
+        let mut cfg = ServerConfig::default();
+        cfg.max_inflight = NonZeroU16::new(1).unwrap();
+        let mut srv = Srv::accepted(cfg, v);
+        let pubrecd = published("pubrec'd", QoS::ExactlyOnce, false);
+        deliver(&mut srv, &pubrecd, QoS::ExactlyOnce, true);
+        srv.feed(PubRec::new(pid(1)));
+        let unacked = published("unacked", QoS::ExactlyOnce, true);
+        deliver(&mut srv, &unacked, QoS::AtLeastOnce, true);
+        let queued = published("queued", QoS::AtLeastOnce, false);
+        deliver(&mut srv, &queued, QoS::AtLeastOnce, true);
+        let plain = published("plain", QoS::AtLeastOnce, false);
+        deliver(&mut srv, &plain, QoS::AtLeastOnce, false);
+        let qos0 = published("qos0", QoS::AtLeastOnce, false);
+        deliver(&mut srv, &qos0, QoS::AtMostOnce, true);
+        assert_eq!(
+            flow(&srv.take_sent()),
+            [("PUBLISH", 1), ("PUBREL", 1), ("PUBLISH", 2)],
+            "{v}"
+        );
+        assert_eq!(srv.s.state().queued_len(), 3, "{v}");
+        srv.events.clear();
+        srv.feed(Disconnect::new(ReasonCode::Success));
+        assert!(srv.s.is_ended(), "{v}");
+        let (handed, dropped) = ended(&srv);
+        let f = "$share/g/t".to_owned();
+        assert_eq!(
+            handed,
+            [
+                ("unacked".to_owned(), QoS::ExactlyOnce, true, f.clone()),
+                ("queued".to_owned(), QoS::AtLeastOnce, false, f),
+            ],
+            "{v}"
+        );
+        // QoS 0 is not kept for an absent client; then the session ends.
+        assert_eq!(
+            dropped,
+            [(5, Offline), (1, SessionEnded), (4, SessionEnded)],
+            "{v}"
+        );
+    }
+}
+
+/// [MQTT-4.8.2-6]: a message the client refused with PUBACK or PUBREC 0x80
+/// or above is gone from the session: it is never handed back.
+#[test]
+fn v5_refused_shared_messages_are_not_handed_back() {
+    let mut srv = Srv::accepted(ServerConfig::default(), ProtocolVersion::V5);
+    deliver(
+        &mut srv,
+        &published("refused-1", QoS::AtLeastOnce, false),
+        QoS::AtLeastOnce,
+        true,
+    );
+    deliver(
+        &mut srv,
+        &published("refused-2", QoS::ExactlyOnce, false),
+        QoS::ExactlyOnce,
+        true,
+    );
+    deliver(
+        &mut srv,
+        &published("unanswered", QoS::AtLeastOnce, false),
+        QoS::AtLeastOnce,
+        true,
+    );
+    let mut puback = mqtt_codec::PubAck::new(pid(1));
+    puback.reason = ReasonCode::UnspecifiedError;
+    srv.feed(puback);
+    let mut pubrec = PubRec::new(pid(2));
+    pubrec.reason = ReasonCode::QuotaExceeded;
+    srv.feed(pubrec);
+    srv.events.clear();
+    srv.s.end(srv.now);
+    srv.drain();
+    let (handed, dropped) = ended(&srv);
+    assert_eq!(
+        handed,
+        [(
+            "unanswered".to_owned(),
+            QoS::AtLeastOnce,
+            false,
+            "$share/g/t".to_owned()
+        )]
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+}
+
+/// A message handed back has its Message Expiry Interval counted down by
+/// the time it waited [MQTT-3.3.2-6]; one that expired meanwhile is
+/// dropped instead. The origin travels with the session state: a session
+/// resumed on a new connection hands back what the old one held.
+#[test]
+fn handed_back_messages_expire_and_survive_resumption() {
+    let mut srv = Srv::accepted(ServerConfig::default(), ProtocolVersion::V5);
+    let mut long = published("long", QoS::AtLeastOnce, false);
+    long.properties.to_mut().message_expiry_interval = Some(10);
+    let mut short = published("short", QoS::AtLeastOnce, false);
+    short.properties.to_mut().message_expiry_interval = Some(2);
+    deliver(&mut srv, &long, QoS::AtLeastOnce, true);
+    deliver(&mut srv, &short, QoS::AtLeastOnce, true);
+    let state = srv.s.take_state();
+
+    let mut next = Srv::new(ServerConfig::default());
+    next.now = srv.now;
+    let mut connect = Connect::new(ProtocolVersion::V5, Utf8Bytes::from_static("c1"));
+    connect.clean_start = false;
+    next.feed(connect);
+    next.s.accept(next.now, Accept::resume(state)).unwrap();
+    next.drain();
+    next.events.clear();
+    next.now += std::time::Duration::from_millis(3500);
+    next.s.end(next.now);
+    next.drain();
+    let expiry: Vec<_> = next
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Redispatch { message, .. } => Some((
+                message.payload.clone(),
+                message.properties.message_expiry_interval,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expiry, [(bytes::Bytes::from_static(b"long"), Some(7))]);
+    let (_, dropped) = ended(&next);
+    assert_eq!(dropped, [(2, mqtt_session::DropReason::Expired)]);
+}

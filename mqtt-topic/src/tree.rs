@@ -151,8 +151,16 @@ struct Extra<K, V> {
 }
 
 struct Group<K, V> {
-    name: Box<str>,
+    /// The shared subscription as subscribed to (`$share/{ShareName}/{filter}`): its ShareName
+    /// names the group, and it is what [`SubscriptionTree::for_each_shared_group`] reports.
+    filter: TopicFilter,
     members: Vec<(K, V)>,
+}
+
+impl<K, V> Group<K, V> {
+    fn name(&self) -> &str {
+        self.filter.share_name().unwrap_or_default()
+    }
 }
 
 impl<K, V> Default for Node<K, V> {
@@ -336,24 +344,27 @@ fn take<K: Ord, V>(list: &mut Vec<(K, V)>, key: &K) -> Option<V> {
     Some(v)
 }
 
+/// Adds `key` to the group of the shared subscription `filter` (whose ShareName is `name`),
+/// creating the group.
 fn group_upsert<K: Ord, V>(
     groups: &mut Vec<Group<K, V>>,
     name: &str,
+    filter: &TopicFilter,
     key: K,
     value: V,
 ) -> Option<V> {
-    if let Some(g) = groups.iter_mut().find(|g| &*g.name == name) {
+    if let Some(g) = groups.iter_mut().find(|g| g.name() == name) {
         return upsert(&mut g.members, key, value);
     }
     groups.push(Group {
-        name: name.into(),
+        filter: filter.clone(),
         members: vec![(key, value)],
     });
     None
 }
 
 fn group_take<K: Ord, V>(groups: &mut Vec<Group<K, V>>, name: &str, key: &K) -> Option<V> {
-    let i = groups.iter().position(|g| &*g.name == name)?;
+    let i = groups.iter().position(|g| g.name() == name)?;
     let g = groups.get_mut(i)?;
     let v = take(&mut g.members, key)?;
     if g.members.is_empty() {
@@ -470,6 +481,35 @@ impl<K, V> SubscriptionTree<K, V> {
         name: &N,
         mut f: impl FnMut(&str, &[(K, V)]),
     ) {
+        self.for_each_shared_group(name, |filter, members| {
+            f(filter.share_name().unwrap_or_default(), members);
+        });
+    }
+
+    /// Like [`for_each_shared_match`](Self::for_each_shared_match), with each matching shared
+    /// subscription as subscribed to (`$share/{ShareName}/{filter}`) instead of its ShareName
+    /// alone: what identifies the group, for example to find its members again later with
+    /// [`shared_members`](Self::shared_members). It does not allocate either.
+    ///
+    /// ```
+    /// use mqtt_topic::{SubscriptionTree, TopicFilter};
+    ///
+    /// let mut tree = SubscriptionTree::new();
+    /// tree.insert(&TopicFilter::try_from("$share/g/sport/#")?, "carol", 1u8);
+    /// tree.insert(&TopicFilter::try_from("$share/g/sport/+")?, "dave", 1u8);
+    /// let mut groups = Vec::new();
+    /// tree.for_each_shared_group("sport/tennis", |filter, members| {
+    ///     groups.push((filter.as_str().to_owned(), members.len()));
+    /// });
+    /// groups.sort();
+    /// assert_eq!(groups, [("$share/g/sport/#".to_owned(), 1), ("$share/g/sport/+".to_owned(), 1)]);
+    /// # Ok::<(), mqtt_topic::TopicError>(())
+    /// ```
+    pub fn for_each_shared_group<N: AsRef<[u8]> + ?Sized>(
+        &self,
+        name: &N,
+        mut f: impl FnMut(&TopicFilter, &[(K, V)]),
+    ) {
         self.walk(name.as_ref(), |node, slot| {
             let Some(e) = &node.extra else { return };
             let groups = match slot {
@@ -477,7 +517,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 Slot::Hash => &e.hash_shared,
             };
             for g in groups {
-                f(&g.name, &g.members);
+                f(&g.filter, &g.members);
             }
         });
     }
@@ -501,11 +541,10 @@ impl<K, V> SubscriptionTree<K, V> {
                 for (k, v) in &e.hash {
                     f(&hash, k, v);
                 }
-                for (groups, filter) in [(&e.shared, &here), (&e.hash_shared, &hash)] {
+                for groups in [&e.shared, &e.hash_shared] {
                     for g in groups {
-                        let full = format!("$share/{}/{filter}", g.name);
                         for (k, v) in &g.members {
-                            f(&full, k, v);
+                            f(g.filter.as_str(), k, v);
                         }
                     }
                 }
@@ -603,8 +642,12 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
         let old = match (filter.share_name(), slot) {
             (None, Slot::Exact) => node.subs.upsert(key, value),
             (None, Slot::Hash) => upsert(&mut node.extra_mut().hash, key, value),
-            (Some(g), Slot::Exact) => group_upsert(&mut node.extra_mut().shared, g, key, value),
-            (Some(g), Slot::Hash) => group_upsert(&mut node.extra_mut().hash_shared, g, key, value),
+            (Some(g), Slot::Exact) => {
+                group_upsert(&mut node.extra_mut().shared, g, filter, key, value)
+            }
+            (Some(g), Slot::Hash) => {
+                group_upsert(&mut node.extra_mut().hash_shared, g, filter, key, value)
+            }
         };
         if old.is_none() {
             self.len += 1;
@@ -658,6 +701,40 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
     /// The value of `key`'s subscription to `filter`, if any.
     #[must_use]
     pub fn get(&self, filter: &TopicFilter, key: &K) -> Option<&V> {
+        let list = self.subscribers(filter)?;
+        let i = list.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        list.get(i).map(|(_, v)| v)
+    }
+
+    /// The members of the shared subscription `filter` (`$share/{ShareName}/{filter}`),
+    /// sorted by key: the group a message that matched it goes to one member of. Empty when
+    /// nobody holds that shared subscription, or when `filter` is not a shared subscription.
+    ///
+    /// Costs one step per level of the filter, like [`get`](Self::get).
+    ///
+    /// ```
+    /// use mqtt_topic::{SubscriptionTree, TopicFilter};
+    ///
+    /// let mut tree = SubscriptionTree::new();
+    /// let workers = TopicFilter::try_from("$share/workers/jobs/+")?;
+    /// tree.insert(&workers, "w2", 1u8);
+    /// tree.insert(&workers, "w1", 2u8);
+    /// tree.insert(&TopicFilter::try_from("$share/other/jobs/+")?, "o1", 1u8);
+    /// tree.insert(&TopicFilter::try_from("jobs/+")?, "plain", 0u8);
+    /// assert_eq!(tree.shared_members(&workers), &[("w1", 2), ("w2", 1)]);
+    /// assert!(tree.shared_members(&TopicFilter::try_from("jobs/+")?).is_empty());
+    /// # Ok::<(), mqtt_topic::TopicError>(())
+    /// ```
+    #[must_use]
+    pub fn shared_members(&self, filter: &TopicFilter) -> &[(K, V)] {
+        if !filter.is_shared() {
+            return &[];
+        }
+        self.subscribers(filter).unwrap_or_default()
+    }
+
+    /// The subscribers of exactly `filter` (for a shared subscription: its group's members).
+    fn subscribers(&self, filter: &TopicFilter) -> Option<&[(K, V)]> {
         let (steps, slot) = steps(filter.pattern_bytes());
         let mut node = &self.root;
         for step in steps {
@@ -669,18 +746,16 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
         fn group<'g, K, V>(groups: &'g [Group<K, V>], name: &str) -> Option<&'g [(K, V)]> {
             groups
                 .iter()
-                .find(|g| &*g.name == name)
+                .find(|g| g.name() == name)
                 .map(|g| &*g.members)
         }
-        let list = match (filter.share_name(), slot, &node.extra) {
+        Some(match (filter.share_name(), slot, &node.extra) {
             (None, Slot::Exact, _) => node.subs.as_slice(),
             (_, _, None) => return None,
             (None, Slot::Hash, Some(e)) => e.hash.as_slice(),
             (Some(g), Slot::Exact, Some(e)) => group(&e.shared, g)?,
             (Some(g), Slot::Hash, Some(e)) => group(&e.hash_shared, g)?,
-        };
-        let i = list.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        list.get(i).map(|(_, v)| v)
+        })
     }
 }
 

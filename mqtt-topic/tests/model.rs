@@ -91,7 +91,22 @@ fn model_matches(model: &Model, name: &str) -> Vec<(Key, u16)> {
         .collect()
 }
 
-fn model_shared(model: &Model, name: &str) -> Vec<(String, Vec<(Key, u16)>)> {
+/// Shared matches from the tree by group filter (`$share/{ShareName}/{filter}`): (filter,
+/// members) sorted.
+fn tree_shared_groups(
+    tree: &SubscriptionTree<Key, u16>,
+    name: &str,
+) -> Vec<(String, Vec<(Key, u16)>)> {
+    let mut out = Vec::new();
+    tree.for_each_shared_group(name, |f, members| {
+        out.push((f.as_str().to_owned(), members.to_vec()))
+    });
+    out.sort();
+    out
+}
+
+/// The members of each shared subscription of the model that match `name`, by filter.
+fn model_shared_groups(model: &Model, name: &str) -> BTreeMap<String, Vec<(Key, u16)>> {
     let mut groups: BTreeMap<String, Vec<(Key, u16)>> = BTreeMap::new();
     for ((f, c), v) in model {
         let parsed = tf(f);
@@ -103,7 +118,11 @@ fn model_shared(model: &Model, name: &str) -> Vec<(String, Vec<(Key, u16)>)> {
                 .push(((f.clone(), *c), *v));
         }
     }
-    let mut out: Vec<_> = groups
+    groups
+}
+
+fn model_shared(model: &Model, name: &str) -> Vec<(String, Vec<(Key, u16)>)> {
+    let mut out: Vec<_> = model_shared_groups(model, name)
         .into_iter()
         .map(|(f, members)| (tf(&f).share_name().unwrap().to_owned(), members))
         .collect();
@@ -158,6 +177,12 @@ proptest! {
         for n in &names {
             prop_assert_eq!(tree_matches(&tree, n), model_matches(&model, n), "name {:?}", n);
             prop_assert_eq!(tree_shared(&tree, n), model_shared(&model, n), "name {:?}", n);
+            let groups = model_shared_groups(&model, n);
+            let want: Vec<_> = groups.clone().into_iter().collect();
+            prop_assert_eq!(tree_shared_groups(&tree, n), want, "name {:?}", n);
+            for (f, members) in &groups {
+                prop_assert_eq!(tree.shared_members(&tf(f)), members.as_slice(), "filter {:?}", f);
+            }
             let tn = TopicName::try_from(n.as_str()).unwrap();
             let mut via_name = 0;
             tree.for_each_match(&tn, |_, _| via_name += 1);
@@ -177,6 +202,12 @@ proptest! {
                 }
                 Op::Remove(f, c) => {
                     let key = (f.clone(), c);
+                    let members: Vec<(Key, u16)> = model
+                        .iter()
+                        .filter(|((g, _), _)| *g == f && tf(g).is_shared())
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect();
+                    prop_assert_eq!(tree.shared_members(&tf(&f)), members.as_slice());
                     prop_assert_eq!(tree.get(&tf(&f), &key).copied(), model.get(&key).copied());
                     prop_assert_eq!(tree.remove(&tf(&f), &key), model.remove(&key));
                 }
