@@ -396,6 +396,12 @@ async fn redispatched_to_an_in_process_member() {
         .expect("a message");
     assert_eq!(&m.payload[..], b"m");
     assert_eq!(m.qos, QoS::AtLeastOnce);
+    // As published: not with the Subscription Identifier of A's copy.
+    assert!(
+        m.properties.subscription_identifiers.is_empty(),
+        "{:?}",
+        m.properties
+    );
     assert!(local.try_recv().is_none());
 }
 

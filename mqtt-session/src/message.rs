@@ -76,10 +76,15 @@ impl SharedOrigin {
     }
 
     /// `message` (this member's copy) as it was published, its QoS and
-    /// RETAIN flag as the publisher sent them; and the shared subscription.
+    /// RETAIN flag as the publisher sent them and without this member's
+    /// Subscription Identifiers; and the shared subscription.
     pub(crate) fn restore(self, mut message: Message) -> (Message, TopicFilter) {
         message.qos = self.qos;
         message.retain = self.retain;
+        if !message.properties.subscription_identifiers.is_empty() {
+            message.properties.to_mut().subscription_identifiers.clear();
+            message.properties.compact();
+        }
         (message, self.filter)
     }
 }
