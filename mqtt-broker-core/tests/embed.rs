@@ -278,15 +278,12 @@ async fn graceful_shutdown() {
     assert!(refused, "the listener is still open");
 }
 
-/// Graceful shutdown must end every connection and in-process subscriber
-/// and not leave work behind. A client that does not read keeps its
-/// connection task (and the socket, and the whole broker state) alive
-/// forever: after `shutdown` returns, the in-process subscription is still
-/// open.
-#[tokio::test]
-async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
+/// A broker with an in-process subscription, and a client that subscribed
+/// to what the broker then publishes (more than its socket buffers take)
+/// and never reads again.
+async fn stuck_subscriber() -> (Broker, mqtt_broker_core::LocalSubscription, Raw) {
     let (broker, addr) = start(Broker::builder().config(config())).await;
-    let mut local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
+    let local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
     let mut sub = Raw::tcp_small_buffer(addr, V3_1_1).await;
     sub.send(connect_packet(V3_1_1, "stuck", true)).await;
     // Reads CONNACK and SUBACK, then never reads again.
@@ -297,6 +294,17 @@ async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
         broker.publish(topic("big/t"), payload.clone(), QoS::AtMostOnce, false);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    (broker, local, sub)
+}
+
+/// Graceful shutdown must end every connection and in-process subscriber
+/// and not leave work behind. A client that does not read keeps its
+/// connection task (and the socket, and the whole broker state) alive
+/// forever: after `shutdown` returns, the in-process subscription is still
+/// open.
+#[tokio::test]
+async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
+    let (broker, mut local, mut sub) = stuck_subscriber().await;
     let started = Instant::now();
     broker.shutdown().await;
     eprintln!("shutdown took {:?}", started.elapsed());
@@ -316,17 +324,7 @@ async fn shutdown_leaves_a_non_reading_client_and_local_subscribers_alive() {
 /// ends when the state is gone, which shows it.
 #[tokio::test]
 async fn dropping_the_broker_ends_a_non_reading_client_and_local_subscribers() {
-    let (broker, addr) = start(Broker::builder().config(config())).await;
-    let mut local = broker.subscribe(filter("nothing/#"), QoS::AtMostOnce);
-    let mut sub = Raw::tcp_small_buffer(addr, V3_1_1).await;
-    sub.send(connect_packet(V3_1_1, "stuck", true)).await;
-    assert!(matches!(sub.recv().await, Packet::ConnAck(_)));
-    sub.subscribe("big/#", QoS::AtMostOnce).await;
-    let payload = vec![b'x'; 64 * 1024];
-    for _ in 0..200 {
-        broker.publish(topic("big/t"), payload.clone(), QoS::AtMostOnce, false);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let (broker, mut local, mut sub) = stuck_subscriber().await;
     let started = Instant::now();
     drop(broker);
     // Not read meanwhile: reading would let the connection flush and end.

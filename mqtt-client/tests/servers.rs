@@ -1061,6 +1061,25 @@ async fn wait_for<T>(
     .expect("the event in time")
 }
 
+/// The next [`Event::SessionLost`]: what was subscribed again, and what
+/// could not be, with why.
+async fn session_lost(
+    events: &mut mqtt_client::EventStream,
+) -> (
+    Vec<mqtt_client::TopicFilter>,
+    Vec<(mqtt_client::TopicFilter, ClientError)>,
+) {
+    wait_for(events, |e| match e {
+        Event::SessionLost {
+            resubscribed,
+            not_resubscribed,
+            ..
+        } => Some((resubscribed, not_resubscribed)),
+        _ => None,
+    })
+    .await
+}
+
 /// Whether `sub` ends (within a second) rather than staying open.
 async fn ends(sub: &mut Subscription) -> bool {
     matches!(timeout(Duration::from_secs(1), sub.recv()).await, Ok(None))
@@ -1260,15 +1279,7 @@ async fn lost_session_resubscribes_in_packets_the_server_accepts() {
             .unwrap()
             .clone()
     };
-    let (again, lost) = wait_for(&mut events, |e| match e {
-        Event::SessionLost {
-            resubscribed,
-            not_resubscribed,
-            ..
-        } => Some((resubscribed, not_resubscribed)),
-        _ => None,
-    })
-    .await;
+    let (again, lost) = session_lost(&mut events).await;
     assert_eq!(again.len(), 13, "{again:?}");
     let too_large = |e: &ClientError| {
         matches!(
@@ -1377,15 +1388,7 @@ async fn capabilities_are_those_of_the_current_connack() {
         }
         sent.push(s);
     }
-    let (again, lost) = wait_for(&mut events, |e| match e {
-        Event::SessionLost {
-            resubscribed,
-            not_resubscribed,
-            ..
-        } => Some((resubscribed, not_resubscribed)),
-        _ => None,
-    })
-    .await;
+    let (again, lost) = session_lost(&mut events).await;
     let not_supported = |e: &ClientError| {
         matches!(
             e,
