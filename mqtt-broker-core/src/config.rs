@@ -97,6 +97,19 @@ pub struct Config {
     /// count. `usize::MAX`: no limit. Default: 1,000,000 (ten per connection at the default
     /// `max_connections`, a few hundred MB of small messages).
     pub max_retained_messages: usize,
+    /// Bytes of retained messages kept, counting each one's topic and
+    /// payload. A retained PUBLISH that would take the total beyond it is
+    /// delivered and acknowledged as usual but not retained, and counted
+    /// in [`Stats::retained_refused`](crate::Stats::retained_refused); if it
+    /// was to replace the topic's retained message, that one is removed
+    /// too (a subscriber would otherwise get a value the publisher has
+    /// replaced). Clearing always works. With `max_retained_messages` it
+    /// bounds the memory of the retained set, which publishers of large
+    /// messages could otherwise fill up to `max_retained_messages` times
+    /// `max_packet_size`. Retained messages restored from a
+    /// [`Store`](crate::Store) are all kept, and count. `usize::MAX`: no
+    /// limit. Default: 256 MiB.
+    pub max_retained_bytes: usize,
     /// Sessions held at once, connected or kept for an absent client. A
     /// CONNECT that would create a new one beyond it is refused with
     /// CONNACK 0x97 Quota exceeded (MQTT 5.0; 3.1.1: 0x03 Server
@@ -136,6 +149,7 @@ impl Default for Config {
             max_session_expiry_interval: u32::MAX,
             max_subscriptions_per_client: 1_000,
             max_retained_messages: 1_000_000,
+            max_retained_bytes: 256 << 20,
             max_sessions: 200_000,
             sys_interval: Duration::from_secs(10),
         }
@@ -162,6 +176,9 @@ impl Config {
         }
         if self.max_retained_messages == 0 {
             return Err("max_retained_messages must be at least 1 (retain_available = false disables retained messages)".into());
+        }
+        if self.max_retained_bytes == 0 {
+            return Err("max_retained_bytes must be at least 1 (retain_available = false disables retained messages)".into());
         }
         if self.max_sessions == 0 {
             return Err("max_sessions must be at least 1".into());

@@ -286,6 +286,10 @@ pub(crate) struct State {
     max_subscriptions: usize,
     /// `Config::max_retained_messages` (see [`retain`](Self::retain)).
     max_retained: usize,
+    /// `Config::max_retained_bytes`, and the bytes the retained messages
+    /// take now (see [`retained_size`]).
+    max_retained_bytes: usize,
+    retained_bytes: usize,
     /// `Config::max_sessions` (see [`connect_decided`](Self::connect_decided)).
     max_sessions: usize,
     authorize: bool,
@@ -348,6 +352,8 @@ impl State {
             max_pending: config.max_pending_bytes,
             max_subscriptions: config.max_subscriptions_per_client,
             max_retained: config.max_retained_messages,
+            max_retained_bytes: config.max_retained_bytes,
+            retained_bytes: 0,
             max_sessions: config.max_sessions,
             authorize,
             counters,
@@ -477,6 +483,9 @@ impl State {
         if let Some(d) = r.deadline {
             self.retained_expiry.insert((d, topic.clone()));
         }
+        self.retained_bytes = self
+            .retained_bytes
+            .saturating_add(retained_size(&r.message));
         if let Some(old) = self.retained.insert(topic, r) {
             self.unindex_retained(&old);
         }
@@ -494,6 +503,9 @@ impl State {
     }
 
     fn unindex_retained(&mut self, old: &Retained) {
+        self.retained_bytes = self
+            .retained_bytes
+            .saturating_sub(retained_size(&old.message));
         if let Some(d) = old.deadline {
             self.retained_expiry.remove(&(d, old.message.topic.clone()));
         }
@@ -511,7 +523,11 @@ impl State {
             let Some((_, topic)) = self.retained_expiry.pop_first() else {
                 break;
             };
-            self.retained.remove(&topic);
+            if let Some(old) = self.retained.remove(&topic) {
+                self.retained_bytes = self
+                    .retained_bytes
+                    .saturating_sub(retained_size(&old.message));
+            }
             if let Some(store) = &self.store {
                 let _ = store.send(StoreOp::ClearRetained(topic));
             }
@@ -1381,6 +1397,27 @@ impl State {
             tracing::debug!(topic = %message.topic, "max_retained_messages reached: not retained");
             return;
         }
+        // `max_retained_bytes`: what the message replaces is given back
+        // first. Beyond, it is not kept, and neither is the message it was
+        // to replace, which is no longer the topic's latest.
+        let replaced = self
+            .retained
+            .get(&message.topic)
+            .map_or(0, |r| retained_size(&r.message));
+        let total = self
+            .retained_bytes
+            .saturating_sub(replaced)
+            .saturating_add(retained_size(message));
+        if total > self.max_retained_bytes {
+            Counters::add(&self.counters.retained_refused, 1);
+            tracing::debug!(topic = %message.topic, "max_retained_bytes reached: not retained");
+            if replaced > 0 && self.remove_retained(&message.topic) {
+                if let Some(store) = &self.store {
+                    let _ = store.send(StoreOp::ClearRetained(message.topic.clone()));
+                }
+            }
+            return;
+        }
         let mut kept = message.clone();
         kept.qos = message.qos;
         if !kept.properties.subscription_identifiers.is_empty()
@@ -1736,6 +1773,12 @@ impl State {
         st.subscriptions = self.subs.len() as u64;
         st
     }
+}
+
+/// The bytes a retained message counts for against
+/// `Config::max_retained_bytes`: its topic and payload.
+fn retained_size(m: &Message) -> usize {
+    m.topic.len().saturating_add(m.payload.len())
 }
 
 /// The member of a shared subscription's group that a message goes to

@@ -845,6 +845,67 @@ async fn max_retained_messages() {
     late.expect_nothing().await;
 }
 
+// ----- max_retained_bytes ---------------------------------------------------------------------
+
+/// Retained messages are also bounded by their bytes (topic and payload):
+/// one that would take the total beyond `max_retained_bytes` is delivered
+/// and acknowledged, not retained (and counted); replacing one by a larger
+/// one beyond the limit leaves the topic without a retained message rather
+/// than with the stale one; clearing makes room.
+#[tokio::test]
+async fn max_retained_bytes() {
+    let mut cfg = config();
+    // Two messages of 4 + 40 bytes fit, three do not.
+    cfg.max_retained_bytes = 100;
+    let (broker, addr) = start(cfg).await;
+    let mut live = Client::connect(addr, V5, "mrb-live", true).await;
+    live.subscribe("mrb/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(addr, V5, "mrb-pub", true).await;
+    let forty = "x".repeat(40);
+    for t in ["mrb/a", "mrb/b", "mrb/c"] {
+        let reason = publisher
+            .publish_acked(publish_packet(t, &forty, QoS::AtLeastOnce, true))
+            .await;
+        assert_eq!(reason, ReasonCode::Success, "{t}");
+        let p = live.recv_publish().await;
+        assert_eq!((&*p.topic, text(&p)), (t, forty.as_str()));
+    }
+    assert_eq!(broker.stats().retained, 2);
+    assert_eq!(broker.stats().retained_refused, 1);
+
+    // Replacing by a smaller one works, by one beyond the limit clears.
+    publisher
+        .publish("mrb/a", "small", QoS::ExactlyOnce, true)
+        .await;
+    assert_eq!(broker.stats().retained, 2);
+    publisher
+        .publish("mrb/b", &"y".repeat(95), QoS::ExactlyOnce, true)
+        .await;
+    assert_eq!(broker.stats().retained, 1);
+    assert_eq!(broker.stats().retained_refused, 2);
+    // Room again.
+    publisher
+        .publish("mrb/c", &forty, QoS::ExactlyOnce, true)
+        .await;
+    assert_eq!(broker.stats().retained, 2);
+
+    let mut late = Client::connect(addr, V3_1_1, "mrb-late", true).await;
+    late.subscribe("mrb/#", QoS::AtMostOnce).await;
+    let mut got = [late.recv_publish().await, late.recv_publish().await]
+        .iter()
+        .map(|p| (p.topic.to_string(), text(p).to_owned()))
+        .collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("mrb/a".to_owned(), "small".to_owned()),
+            ("mrb/c".to_owned(), forty.clone())
+        ]
+    );
+    late.expect_nothing().await;
+}
+
 // ----- max_sessions ---------------------------------------------------------------------------
 
 /// A CONNECT that would create a session beyond `max_sessions` (sessions of
@@ -917,6 +978,7 @@ fn memory_limits_validated() {
     let c = mqtt_broker_core::Config::default();
     assert_eq!(c.max_subscriptions_per_client, 1_000);
     assert_eq!(c.max_retained_messages, 1_000_000);
+    assert_eq!(c.max_retained_bytes, 256 << 20);
     assert_eq!(c.max_sessions, 200_000);
     assert!(c.validate().is_ok());
     for (name, set) in [
@@ -926,6 +988,7 @@ fn memory_limits_validated() {
                 as fn(&mut mqtt_broker_core::Config),
         ),
         ("max_retained_messages", |c| c.max_retained_messages = 0),
+        ("max_retained_bytes", |c| c.max_retained_bytes = 0),
         ("max_sessions", |c| c.max_sessions = 0),
     ] {
         let mut c = config();

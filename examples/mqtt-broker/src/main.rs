@@ -52,6 +52,9 @@ struct Args {
     /// Topics with a retained message (beyond: new ones are not retained).
     #[arg(long)]
     max_retained_messages: Option<usize>,
+    /// Bytes of retained messages (topics and payloads; beyond: not retained).
+    #[arg(long)]
+    max_retained_bytes: Option<usize>,
     /// Seconds a connection has to send CONNECT.
     #[arg(long)]
     connect_timeout: Option<u64>,
@@ -100,6 +103,7 @@ struct Limits {
     max_session_expiry_secs: Option<u32>,
     max_subscriptions_per_client: Option<usize>,
     max_retained_messages: Option<usize>,
+    max_retained_bytes: Option<usize>,
     max_sessions: Option<usize>,
 }
 
@@ -196,6 +200,9 @@ fn build(args: &Args) -> anyhow::Result<(Config, String)> {
     }
     if let Some(v) = args.max_retained_messages.or(l.max_retained_messages) {
         c.max_retained_messages = v;
+    }
+    if let Some(v) = args.max_retained_bytes.or(l.max_retained_bytes) {
+        c.max_retained_bytes = v;
     }
     if let Some(v) = args.max_sessions.or(l.max_sessions) {
         c.max_sessions = v;

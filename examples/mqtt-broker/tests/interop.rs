@@ -756,6 +756,11 @@ fn bad_config_files() {
             &["max_retained_messages must be at least 1"],
         ),
         (
+            "zero-retained-bytes.toml",
+            "[limits]\nmax_retained_bytes = 0\n",
+            &["max_retained_bytes must be at least 1"],
+        ),
+        (
             "zero-timeout.toml",
             "[limits]\nconnect_timeout_secs = 0\n",
             &["connect_timeout must be at least 1"],
