@@ -101,7 +101,8 @@ pub struct Stats {
     /// their client held `max_subscriptions_per_client`.
     pub subscriptions_refused: u64,
     /// Retained messages not kept (but delivered) because
-    /// `max_retained_messages` topics had one.
+    /// `max_retained_messages` topics had one or they would have taken the
+    /// retained messages beyond `max_retained_bytes`.
     pub retained_refused: u64,
     /// CONNECTs refused (CONNACK 0x97 Quota exceeded) because they would
     /// have created a session beyond `max_sessions`.
@@ -137,7 +138,9 @@ impl Counters {
 
 impl Stats {
     /// The `$SYS` topics and values published for these statistics, with
-    /// Mosquitto's names where it has one.
+    /// Mosquitto's names where it has one (the refusals of the limits,
+    /// `$SYS/broker/{connections,sessions,subscriptions}/refused` and
+    /// `$SYS/broker/retained messages/refused`, are ours).
     pub fn sys_topics(&self) -> Vec<(&'static str, String)> {
         vec![
             (
@@ -198,6 +201,23 @@ impl Stats {
             (
                 "$SYS/broker/subscriptions/count",
                 self.subscriptions.to_string(),
+            ),
+            // The limits' refusals: Mosquitto has no names for these.
+            (
+                "$SYS/broker/connections/refused",
+                self.connections_refused.to_string(),
+            ),
+            (
+                "$SYS/broker/sessions/refused",
+                self.sessions_refused.to_string(),
+            ),
+            (
+                "$SYS/broker/subscriptions/refused",
+                self.subscriptions_refused.to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/refused",
+                self.retained_refused.to_string(),
             ),
         ]
     }

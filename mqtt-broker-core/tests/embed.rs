@@ -865,7 +865,7 @@ async fn sys_topics() {
         );
     }
     // Each topic once on subscribe (live publications have RETAIN clear).
-    assert_eq!(retained, 17, "{values:?}");
+    assert_eq!(retained, 21, "{values:?}");
     for t in [
         "$SYS/broker/version",
         "$SYS/broker/uptime",
@@ -883,6 +883,19 @@ async fn sys_topics() {
         "$SYS/broker/subscriptions/count",
     ] {
         assert!(values.contains_key(t), "{t} missing from {values:?}");
+    }
+    // The limits' refusals (names of ours: Mosquitto has none for them).
+    for t in [
+        "connections/refused",
+        "sessions/refused",
+        "subscriptions/refused",
+        "retained messages/refused",
+    ] {
+        assert_eq!(
+            values.get(&format!("$SYS/broker/{t}")).map(String::as_str),
+            Some("0"),
+            "{t} in {values:?}"
+        );
     }
     assert!(
         values["$SYS/broker/version"].starts_with("mqtt-broker-core "),
