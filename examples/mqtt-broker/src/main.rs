@@ -268,8 +268,9 @@ fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
 /// clients. On 2 CPUs with the load generator on the same machine, one
 /// thread against two used 15-30% less broker CPU per message in the
 /// QoS 1/2 scenarios of `scripts/compare-brokers` (fan-in, fan-out,
-/// pairwise) for as much or more throughput, and the same in the QoS 0
-/// ones (README, "Performance").
+/// pairwise) for as much or more throughput, and about the same in the
+/// QoS 0 ones, within the noise (the workspace README, "Broker figures").
+/// Machines with more CPUs were not measured.
 fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get().saturating_sub(1))
