@@ -765,6 +765,11 @@ fn bad_config_files() {
             "[limits]\nconnect_timeout_secs = 0\n",
             &["connect_timeout must be at least 1"],
         ),
+        (
+            "bad-scheduling.toml",
+            "scheduling = \"fifo\"\n",
+            &["scheduling", "fifo"],
+        ),
         ("bad-log.toml", "log_level = \"loud=[\"\n", &["log"]),
         (
             "bad-log-level.toml",
@@ -812,8 +817,58 @@ fn bad_config_files() {
         err.contains("max_subscriptions_per_client must be at least 1"),
         "{err}"
     );
+    let (status, err) = run_failing(&["--scheduling", "fifo", "-p", &port]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("fifo"), "{err}");
     let (status, _) = run_failing(&["--no-such-flag"]);
     assert!(!status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The scheduling policy of every thread of a running broker (field 41 of
+/// `/proc/PID/task/TID/stat`: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`).
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // The fields after the command name, which is in parentheses and
+        // may hold spaces, start with field 3.
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        let policy = rest.split_whitespace().nth(41 - 3).unwrap();
+        v.push(policy.parse().unwrap());
+    }
+    v
+}
+
+/// `SCHED_BATCH` by default, for every thread, at one thread or several;
+/// `--scheduling normal` or `scheduling = "normal"` in the file keeps the
+/// kernel's default policy, and the flag overrides the file.
+#[cfg(target_os = "linux")]
+#[test]
+fn scheduling_policy() {
+    let dir =
+        std::env::temp_dir().join(format!("mqtt-broker-interop-sched-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let normal = dir.join("normal.toml");
+    std::fs::write(&normal, "scheduling = \"normal\"\n").unwrap();
+    let normal = normal.to_str().unwrap();
+    for (args, want) in [
+        (&[][..], 3),
+        (&["--threads", "2"][..], 3),
+        (&["--scheduling", "normal"][..], 0),
+        (&["--scheduling", "batch", "--threads", "2"][..], 3),
+        (&["-c", normal][..], 0),
+        (&["-c", normal, "--scheduling", "batch"][..], 3),
+    ] {
+        let b = BrokerProc::start(args);
+        let policies = thread_policies(b.guard.child.id());
+        assert!(!policies.is_empty());
+        assert!(
+            policies.iter().all(|&p| p == want),
+            "{args:?}: {policies:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
