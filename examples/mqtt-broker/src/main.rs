@@ -319,13 +319,13 @@ fn default_threads() -> usize {
 /// there, so the kernel wakes the receiving client on another CPU, which
 /// may be idle and halted. On the 2-CPU VM of the workspace README
 /// (cpuidle `haltpoll` without polling), that wake-up put ours' QoS 0
-/// latency at 1.12x Mosquitto's (p50); with `batch` it is 0.91x, and fan-in
-/// QoS 1/2 and pairwise ran 11-13% faster for less broker CPU per message
-/// (alternating runs), the other scenarios the same (the README's "Broker
-/// figures"). The cost: a broker that shares busy CPUs with other programs
-/// may wait up to a scheduler slice (milliseconds) before it runs, where
-/// `normal`, the kernel's default policy, would preempt. Other systems than
-/// Linux keep their default.
+/// latency at 1.12x Mosquitto's (p50); with `batch` it was 0.91x and 0.94x
+/// in two full tables, and fan-in QoS 1/2 and pairwise ran 11-13% faster
+/// for less broker CPU per message (alternating runs), the other scenarios
+/// the same (the README's "Broker figures"). The cost: a broker that shares
+/// busy CPUs with other programs may wait up to a scheduler slice
+/// (milliseconds) before it runs, where `normal`, the kernel's default
+/// policy, would preempt. Other systems than Linux keep their default.
 fn set_scheduling(policy: Scheduling) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
