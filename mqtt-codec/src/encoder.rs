@@ -203,11 +203,32 @@ impl Encoder {
             p.put_plain(self.version, remaining, head_only, dst);
             return Ok(total);
         }
+        self.put_publish_with_props(p, head_only, dst)
+    }
+
+    /// [`put_publish`](Self::put_publish) for a PUBLISH with a property
+    /// block (or an invalid one), out of line: the path above inlines into
+    /// the caller. At 5.0 a valid one is measured in one pass and written
+    /// by [`Publish::put_with_props`]; the rest go the full way.
+    #[inline(never)]
+    fn put_publish_with_props(
+        &self,
+        p: &Publish,
+        head_only: bool,
+        dst: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        if self.version.is_v5() {
+            if let Some((remaining, props_len)) = p.props_len() {
+                let total = self.total_len(remaining)?;
+                p.put_with_props(remaining, props_len, head_only, dst);
+                return Ok(total);
+            }
+        }
         self.put_publish_in_full(p, head_only, dst)
     }
 
-    /// [`put_publish`](Self::put_publish) for a PUBLISH with properties or
-    /// an invalid one, out of line: the path above inlines into the caller.
+    /// The general writer of a PUBLISH: measured with the precise error,
+    /// written through `BufMut`.
     #[inline(never)]
     fn put_publish_in_full(
         &self,

@@ -150,6 +150,30 @@ pub(crate) fn varint_len(v: usize) -> usize {
     }
 }
 
+/// Bytes past a field that the raw writers of a PUBLISH may store into
+/// (an inline string is stored as its whole 24 bytes; fixed fields as a
+/// word), overwritten by the next field or left in spare capacity.
+pub(crate) const RAW_SLACK: usize = 24;
+
+/// A Variable Byte Integer of `v` (at most [`VARINT_MAX`]) as the low bytes
+/// of a word, in memory order once stored little-endian, and its length.
+#[inline(always)]
+pub(crate) fn varint_word(mut v: usize) -> (u32, usize) {
+    if let Ok(byte @ 0..0x80) = u8::try_from(v) {
+        return (u32::from(byte), 1);
+    }
+    let mut word = 0;
+    for k in 0..4 {
+        let byte = u32::try_from(v & 0x7F).unwrap_or_default();
+        v >>= 7;
+        if v == 0 {
+            return (word | byte << (8 * k), k + 1);
+        }
+        word |= (byte | 0x80) << (8 * k);
+    }
+    (word, 4)
+}
+
 /// Writes a Variable Byte Integer; `v` must be at most [`VARINT_MAX`]
 /// (checked by the caller's length computation).
 #[inline]
@@ -295,6 +319,30 @@ pub(crate) fn check_response_topic(topic: Option<&Utf8Bytes>) -> Result<(), Deco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word form of a Variable Byte Integer holds the bytes
+    /// `put_varint` writes, at every boundary of its four sizes.
+    #[test]
+    fn varint_word_is_the_written_varint() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            200,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            268_435_455usize,
+        ] {
+            let mut written = Vec::new();
+            put_varint(&mut written, v);
+            let (word, len) = varint_word(v);
+            assert_eq!(len, varint_len(v), "{v}");
+            assert_eq!(&word.to_le_bytes()[..len], &written[..], "{v}");
+        }
+    }
 
     #[test]
     fn plain_ascii_topic_check_agrees_with_the_byte_rules() {

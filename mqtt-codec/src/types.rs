@@ -360,6 +360,38 @@ impl Utf8Bytes {
         buf.put_slice(self.as_bytes());
     }
 
+    /// Writes the string as an MQTT field at `at`, as
+    /// [`put_field`](Self::put_field) does, and returns the pointer just
+    /// past it. An inline string is stored as its whole 24 bytes, of which
+    /// the bytes past its length are left for the next field to overwrite.
+    ///
+    /// # Safety
+    ///
+    /// `at` is valid for writes of `2 + self.len() + RAW_SLACK` bytes and
+    /// does not overlap `self`'s bytes; the length fits in two bytes.
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn write_field_raw(&self, at: *mut u8) -> *mut u8 {
+        let len = self.len();
+        debug_assert!(len <= usize::from(u16::MAX));
+        let prefix = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+        // SAFETY: the caller's contract covers the two length bytes, then
+        // either 24 bytes (an inline string: `len + RAW_SLACK >= 24`) or
+        // the `len` bytes of the shared string, which lives apart from the
+        // destination.
+        unsafe {
+            at.cast::<[u8; 2]>().write_unaligned(prefix);
+            let at = at.add(2);
+            match &self.0 {
+                Repr::Inline(words) => at
+                    .cast::<[u8; 24]>()
+                    .write_unaligned(*Self::word_bytes(words)),
+                Repr::Shared(b) => std::ptr::copy_nonoverlapping(b.as_ptr(), at, len),
+            }
+            at.add(len)
+        }
+    }
+
     /// `b` kept inline, if it fits (the caller has checked its content).
     ///
     /// The words are assembled from at most three overlapping loads chosen

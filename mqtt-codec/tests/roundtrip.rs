@@ -588,6 +588,28 @@ proptest! {
         prop_assert_eq!(dec.decode(&mut buf), Ok(None));
     }
 
+    /// The fast writers (`encode`: PUBLISH with and without properties,
+    /// the four-byte acknowledgements) write what the general `BufMut`
+    /// writer (`encode_to`) writes, and the vectored head of a PUBLISH is
+    /// that packet without its payload.
+    #[test]
+    fn fast_writers_write_what_the_general_writer_writes((v, packets) in version_and_packets()) {
+        let enc = Encoder::new(v);
+        for p in &packets {
+            let mut fast = BytesMut::from(&b"before"[..]);
+            let n = enc.encode(p, &mut fast);
+            let mut general = BytesMut::from(&b"before"[..]);
+            general.reserve(p.encoded_len(v).unwrap_or_default());
+            prop_assert_eq!(n, enc.encode_to(p, &mut general));
+            prop_assert_eq!(&fast, &general);
+            if let Packet::Publish(publish) = p {
+                let mut head = BytesMut::new();
+                prop_assert_eq!(enc.encode_publish_head(publish, &mut head), n);
+                prop_assert_eq!(&fast[6..], &[&head[..], &publish.payload[..]].concat()[..]);
+            }
+        }
+    }
+
     #[test]
     fn any_chunking_decodes_the_same(
         (v, packets) in version_and_packets(),
