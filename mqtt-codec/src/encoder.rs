@@ -220,7 +220,11 @@ impl Encoder {
         if self.version.is_v5() {
             if let Some((remaining, props_len)) = p.props_len() {
                 let total = self.total_len(remaining)?;
-                p.put_with_props(remaining, props_len, head_only, dst);
+                // SAFETY: the measure of `p` just taken.
+                #[allow(unsafe_code)]
+                unsafe {
+                    p.put_with_props(remaining, props_len, head_only, dst);
+                }
                 return Ok(total);
             }
         }

@@ -159,6 +159,7 @@ pub(crate) const RAW_SLACK: usize = 24;
 /// of a word, in memory order once stored little-endian, and its length.
 #[inline(always)]
 pub(crate) fn varint_word(mut v: usize) -> (u32, usize) {
+    debug_assert!(v <= VARINT_MAX as usize);
     if let Ok(byte @ 0..0x80) = u8::try_from(v) {
         return (u32::from(byte), 1);
     }

@@ -12,8 +12,8 @@ use nom::Parser;
 use crate::error::{DecodeError, EncodeError};
 use crate::list::PropertyList;
 use crate::primitives::{
-    PResult, binary, fail, field_len, property_string, put_field, put_varint, u8, u16, u32, varint,
-    varint_len,
+    PResult, VARINT_MAX, binary, fail, field_len, property_string, put_field, put_varint, u8, u16,
+    u32, varint, varint_len,
 };
 use crate::types::{PacketType, PayloadFormat, QoS, SubscriptionId, UserProperty, Utf8Bytes};
 
@@ -586,12 +586,18 @@ macro_rules! properties {
                 Ok((block, ()))
             }
 
-            /// Size of the properties, without the Property Length.
+            /// Size of the properties, without the Property Length; a set
+            /// over what a Remaining Length can hold is refused here, so
+            /// that no caller's sum can overflow (on 32-bit targets, many
+            /// properties sharing long strings add up past `usize::MAX`).
             pub(crate) fn body_len(&self) -> Result<usize, EncodeError> {
                 #[allow(unused_mut)]
-                let mut n = 0;
-                $( if let Some(v) = &self.$field { n += 1 + v.value_len()?; } )*
-                $( for v in &self.$rfield { n += 1 + v.value_len()?; } )*
+                let mut n: usize = 0;
+                $( if let Some(v) = &self.$field { n = n.saturating_add(1 + v.value_len()?); } )*
+                $( for v in &self.$rfield { n = n.saturating_add(1 + v.value_len()?); } )*
+                if n > VARINT_MAX as usize {
+                    return Err(EncodeError::RemainingLengthTooLarge(n));
+                }
                 Ok(n)
             }
 

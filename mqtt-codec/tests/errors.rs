@@ -1228,6 +1228,68 @@ fn encode_remaining_length_over_268_435_455() {
     assert_encode_err(E4, over, EncodeError::RemainingLengthTooLarge(268_435_456));
 }
 
+/// The same limit for a 5.0 PUBLISH with a property block (its own
+/// writer), and for a property set that alone is over it.
+#[test]
+fn encode_remaining_length_over_268_435_455_with_properties() {
+    // "a/b" with its length, the Property Length and a Message Expiry
+    // Interval (5 bytes): 11 bytes before the payload.
+    let max_payload = 268_435_455 - 11;
+    let with_props = |len: usize| {
+        let mut p = Publish::new(PublishTopic::from_static("a/b"), vec![0u8; len]);
+        p.properties.to_mut().message_expiry_interval = Some(60);
+        p
+    };
+    assert_eq!(
+        Packet::from(with_props(max_payload)).encoded_len(E5),
+        Ok(268_435_460)
+    );
+    assert_encode_err(
+        E5,
+        with_props(max_payload + 1),
+        EncodeError::RemainingLengthTooLarge(268_435_456),
+    );
+    // 2,049 user properties sharing one 65,535-byte string: 268,572,675
+    // bytes of properties, refused without copying any.
+    let long = Utf8Bytes::from_utf8(Bytes::from(vec![b'u'; 65_535])).unwrap();
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), Bytes::new());
+    for _ in 0..2_049 {
+        p.properties
+            .to_mut()
+            .user_properties
+            .push(mqtt_codec::UserProperty::new(long.clone(), long.clone()));
+    }
+    assert_encode_err(
+        E5,
+        p,
+        EncodeError::RemainingLengthTooLarge(2_049 * (5 + 2 * 65_535)),
+    );
+}
+
+#[test]
+fn encode_packet_too_large_for_the_peer_maximum_with_properties() {
+    // PUBLISH "a/b" "hi" at 5.0 with a Message Expiry Interval: 2 + 5
+    // (topic) + 1 + 5 (property block) + 2 = 15 bytes.
+    let mut p = Publish::new(PublishTopic::from_static("a/b"), &b"hi"[..]);
+    p.properties.to_mut().message_expiry_interval = Some(60);
+    let mut enc = Encoder::new(E5);
+    enc.set_max_packet_size(NonZeroU32::new(14));
+    assert_encode_err_with(
+        enc,
+        p.clone(),
+        EncodeError::PacketTooLarge { size: 15, max: 14 },
+    );
+    let mut head = BytesMut::from(&b"xyz"[..]);
+    assert_eq!(
+        enc.encode_publish_head(&p, &mut head),
+        Err(EncodeError::PacketTooLarge { size: 15, max: 14 })
+    );
+    assert_eq!(&head[..], b"xyz");
+    enc.set_max_packet_size(NonZeroU32::new(15));
+    let mut dst = BytesMut::new();
+    assert_eq!(enc.encode(&p.into(), &mut dst), Ok(15));
+}
+
 #[test]
 fn encode_packet_too_large_for_the_peer_maximum() {
     // PUBLISH "a/b" "hi" at 3.1.1 is 9 bytes.
