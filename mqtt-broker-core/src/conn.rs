@@ -351,9 +351,20 @@ fn input(
             }
         }
         if packets.is_empty() && error.is_none() {
+            // The input ended with a full batch, whose lock left the output
+            // in the state (more input was to come): take it now. Otherwise
+            // `run`, finding `out` empty, reads again, and while every read
+            // ends on a batch boundary (a full socket of small packets) the
+            // answers pile up unseen by the `max_pending_bytes` check.
+            let taken = (take && queued.is_some()).then(|| {
+                let mut st = shared.lock();
+                let o = st.output(Instant::now(), conn);
+                queued = Some(st.queued(conn));
+                o
+            });
             return Step {
                 ok: true,
-                taken: None,
+                taken,
                 hook: None,
                 woke,
                 queued,

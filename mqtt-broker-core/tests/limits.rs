@@ -464,6 +464,55 @@ async fn answers_to_a_client_that_never_reads_grow_without_bound() {
     drop(stream);
 }
 
+/// The same client, reading in bursts while it writes without pause: each
+/// time its answers drain, the broker's socket is full, and every read
+/// comes back whole (64 KiB, 32,768 PINGREQ, a whole number of the
+/// connection's input batches). What the broker holds stays near the
+/// limit plus one read, however long this goes on: the answers to one read
+/// are taken before the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_a_client_that_reads_in_bursts_stay_bounded() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 1024;
+    let (broker, addr) = start(cfg).await;
+    let c = Client::tcp_small_buffer(addr, V3_1_1).await;
+    let (c, _) = c.handshake(connect_packet(V3_1_1, "bursts", true)).await;
+    let (mut rd, mut wr) = c.into_stream().into_split();
+    let writer = tokio::spawn(async move {
+        let chunk: Vec<u8> = [0xC0u8, 0x00].repeat(32 * 1024);
+        // Ends when the reader below is done and closes the connection.
+        while wr.write_all(&chunk).await.is_ok() {}
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut worst = (0, 0, 0);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        // A pause long enough for the broker's socket to fill up ...
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let st = broker.stats();
+        let held = st.bytes_received.saturating_sub(st.bytes_sent);
+        if held > worst.0 {
+            worst = (held, st.bytes_received, st.bytes_sent);
+        }
+        // ... then a burst of reading.
+        let burst = Instant::now() + Duration::from_millis(30);
+        while Instant::now() < burst {
+            match tokio::time::timeout(Duration::from_millis(30), rd.read(&mut buf)).await {
+                Ok(r) => assert!(r.unwrap() > 0, "closed"),
+                Err(_) => break,
+            }
+        }
+    }
+    let (held, received, sent) = worst;
+    assert!(
+        held < 512 << 10,
+        "the broker held {held} bytes of PINGRESP for one client \
+         (received {received}, sent {sent}), max_pending_bytes = 1024"
+    );
+    drop(rd);
+    writer.abort();
+}
+
 /// A client that sends faster than it reads is not read while its answers
 /// are over `max_pending_bytes`, and not closed by Keep Alive meanwhile
 /// while it reads, however slowly (what it sent waits unread in the
