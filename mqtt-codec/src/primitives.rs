@@ -199,6 +199,26 @@ pub(crate) fn field_len(len: usize) -> Result<usize, EncodeError> {
     Ok(2 + len)
 }
 
+/// `head` plus the size of a list of length-prefixed fields of the given
+/// lengths, each followed by `extra` bytes, refused when over what a
+/// Remaining Length holds. Only the lengths are read, so a list too long
+/// to send is refused before any field is checked; and the sum saturates,
+/// where on a 32-bit target many fields sharing one long string would
+/// wrap it.
+pub(crate) fn list_len(
+    head: usize,
+    lens: impl Iterator<Item = usize>,
+    extra: usize,
+) -> Result<usize, EncodeError> {
+    let n = lens.fold(head, |n, len| {
+        n.saturating_add(len.saturating_add(2 + extra))
+    });
+    if n > VARINT_MAX as usize {
+        return Err(EncodeError::RemainingLengthTooLarge(n));
+    }
+    Ok(n)
+}
+
 /// Writes a two-byte length-prefixed field whose length was checked by
 /// [`field_len`].
 #[inline]
@@ -320,6 +340,29 @@ pub(crate) fn check_response_topic(topic: Option<&Utf8Bytes>) -> Result<(), Deco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A list's size is exact up to the limit and refused past it, and its
+    /// sum saturates instead of wrapping, at any width of `usize`.
+    #[test]
+    fn list_len_saturates_and_refuses() {
+        let max = VARINT_MAX as usize;
+        assert_eq!(list_len(2, [3, 0].into_iter(), 1), Ok(2 + 6 + 3));
+        assert_eq!(list_len(max - 3, [0].into_iter(), 1), Ok(max));
+        assert_eq!(
+            list_len(max - 3, [1].into_iter(), 1),
+            Err(EncodeError::RemainingLengthTooLarge(max + 1))
+        );
+        for lens in [
+            [usize::MAX, 0],
+            [usize::MAX - 2, 1],
+            [usize::MAX / 2 + 1; 2],
+        ] {
+            assert_eq!(
+                list_len(2, lens.into_iter(), 0),
+                Err(EncodeError::RemainingLengthTooLarge(usize::MAX))
+            );
+        }
+    }
 
     /// The word form of a Variable Byte Integer holds the bytes
     /// `put_varint` writes, at every boundary of its four sizes.

@@ -1266,6 +1266,41 @@ fn encode_remaining_length_over_268_435_455_with_properties() {
     );
 }
 
+/// The same limit for SUBSCRIBE and UNSUBSCRIBE: 4,096 filters sharing
+/// one 65,535-byte string are refused from their lengths alone (no filter
+/// is checked, nothing is copied), with the size the packet would have.
+#[test]
+fn encode_remaining_length_over_268_435_455_in_filter_lists() {
+    let long = Utf8Bytes::from_utf8(Bytes::from(vec![b'f'; 65_535])).unwrap();
+    let mut sub = Subscribe::new(pid(1), long.clone(), SubscriptionOptions::default());
+    let first = sub.filters[0].clone();
+    sub.filters.resize(4_096, first);
+    let unsub = Unsubscribe::new(pid(1), vec![long; 4_096]);
+    // Packet identifier, then each filter with its length (and options).
+    assert_encode_err(
+        E4,
+        sub.clone(),
+        EncodeError::RemainingLengthTooLarge(2 + 4_096 * 65_538),
+    );
+    // One more byte at 5.0: the empty property block.
+    assert_encode_err(
+        E5,
+        sub.clone(),
+        EncodeError::RemainingLengthTooLarge(3 + 4_096 * 65_538),
+    );
+    assert_encode_err(
+        E4,
+        unsub.clone(),
+        EncodeError::RemainingLengthTooLarge(2 + 4_096 * 65_537),
+    );
+    // One filter fewer fits.
+    sub.filters.truncate(4_095);
+    assert_eq!(
+        Packet::from(sub).encoded_len(E4),
+        Ok(1 + 4 + 2 + 4_095 * 65_538)
+    );
+}
+
 #[test]
 fn encode_packet_too_large_for_the_peer_maximum_with_properties() {
     // PUBLISH "a/b" "hi" at 5.0 with a Message Expiry Interval: 2 + 5

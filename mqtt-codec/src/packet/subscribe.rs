@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes};
 use mqtt_topic::TopicFilter;
 
 use crate::error::{DecodeError, EncodeError};
-use crate::primitives::{PResult, fail, field_len, packet_id, string, u8};
+use crate::primitives::{PResult, fail, field_len, list_len, packet_id, string, u8};
 use crate::properties::{AckProperties, Props, SubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, QoS, RetainHandling, Utf8Bytes};
@@ -150,6 +150,8 @@ impl Subscribe {
                 version: v,
             });
         }
+        // The whole size first: the loop below then cannot overflow.
+        list_len(n, self.filters.iter().map(|f| f.filter.len()), 1)?;
         for f in &self.filters {
             f.options.to_byte(v)?;
             n += field_len(f.filter.len())? + 1;

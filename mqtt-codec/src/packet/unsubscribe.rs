@@ -6,7 +6,7 @@ use mqtt_topic::TopicFilter;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::ack::reason_code;
-use crate::primitives::{PResult, fail, field_len, packet_id, string};
+use crate::primitives::{PResult, fail, field_len, list_len, packet_id, string};
 use crate::properties::{AckProperties, Props, UnsubscribeProperties};
 use crate::reason::ReasonCode;
 use crate::types::{PacketId, PacketType, ProtocolVersion, Utf8Bytes};
@@ -71,6 +71,8 @@ impl Unsubscribe {
                 version: v,
             });
         }
+        // The whole size first: the loop below then cannot overflow.
+        list_len(n, self.filters.iter().map(Utf8Bytes::len), 0)?;
         for f in &self.filters {
             n += field_len(f.len())?;
             TopicFilter::check(f.as_str()).map_err(EncodeError::InvalidTopicFilter)?;
