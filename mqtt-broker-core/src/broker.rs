@@ -469,7 +469,11 @@ async fn timer_loop(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.lock().timeouts(Instant::now());
+        let ended = shared.lock().timeouts(Instant::now());
+        for task in ended {
+            tracing::debug!("a closing connection did not flush in time: ended");
+            task.abort();
+        }
     }
 }
 

@@ -215,7 +215,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<TcpStream>, conn: usize
             }
         }
         if process {
-            let (mut ok, mut woke) = (true, false);
+            let (mut ok, mut woke, mut hooked) = (true, false, false);
             // Not kept across the hook's await: the task stays smaller.
             let taken = loop {
                 // Rare (CONNECT with an authenticator, or an authorizer):
@@ -247,10 +247,24 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<TcpStream>, conn: usize
                     Box::pin(resolve_all(shared, conn, p))
                 };
                 hook.await;
+                hooked = true;
                 shared.lock().take_pressure(&mut held);
                 if !ok || !held.is_empty() {
                     break None;
                 }
+            };
+            // A step that asked a hook took no output, nor did the step
+            // after it if it found no packet left: take it now, or the
+            // answers to this input go uncounted while `out` is empty and
+            // the connection is read again (see `backlog` above).
+            let taken = match taken {
+                None if hooked && out.is_empty() => {
+                    let mut st = shared.lock();
+                    let o = st.output(Instant::now(), conn);
+                    queued = st.queued(conn);
+                    Some(o)
+                }
+                t => t,
             };
             reading = ok;
             if inbuf.is_empty() {

@@ -19,7 +19,7 @@
 //! sees them in order.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -192,6 +192,9 @@ struct ConnSlot {
     paused: bool,
     /// Its output moved since Keep Alive was last deferred for it.
     moved: bool,
+    /// Which close this is (see [`State::closing`]): a slot freed and
+    /// taken again is not the one a stale entry there names.
+    close_seq: u32,
 }
 
 /// Bytes lent to a publishing task for write-through (see the module
@@ -224,6 +227,13 @@ impl ConnSlot {
 
 /// See [`ConnSlot::progress`].
 const STALLED: Duration = Duration::from_millis(200);
+
+/// How long a connection the broker closes (taken over, a protocol error,
+/// Keep Alive, a refused CONNECT) may take to write what it holds, its
+/// final packet last, before its task is ended with it unwritten: its
+/// client may not read at all, and its task, writing, keeps its socket,
+/// its buffer and a place among `max_connections` until then.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 /// How long Keep Alive waits, at a time, for a connected client that the
 /// broker does not read for its backlog (see [`State::output_moved`]).
@@ -297,6 +307,11 @@ pub(crate) struct State {
     store: Option<mpsc::UnboundedSender<StoreOp>>,
     sessions: Slab<SessionSlot>,
     conns: Slab<ConnSlot>,
+    /// Connections closing, by the end of their [`CLOSE_FLUSH`] (in order,
+    /// since it is the same for all), with the `close_seq` of each.
+    closing: VecDeque<(Instant, usize, u32)>,
+    /// The last `close_seq` given.
+    close_seq: u32,
     by_id: HashMap<Arc<str>, usize>,
     subs: Subscriptions,
     retained: RetainedIndex<Retained>,
@@ -360,6 +375,8 @@ impl State {
             store,
             sessions: Slab::new(),
             conns: Slab::new(),
+            closing: VecDeque::new(),
+            close_seq: 0,
             by_id: HashMap::new(),
             subs: Subscriptions::default(),
             retained: RetainedIndex::new(),
@@ -566,6 +583,7 @@ impl State {
             task: None,
             paused: false,
             moved: false,
+            close_seq: 0,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
@@ -1172,13 +1190,7 @@ impl State {
             slot.counted = false;
             self.counters.client_disconnected();
         }
-        if let Some(c) = slot.conn.take() {
-            if let Some(conn) = self.conns.get_mut(c) {
-                conn.session = None;
-                conn.closing = true;
-                conn.wake();
-            }
-        }
+        let conn = slot.conn.take();
         if !slot.session.is_ended() {
             if let (Some(store), Some(cid)) = (&self.store, &slot.client_id) {
                 let _ = store.send(StoreOp::SaveSession(
@@ -1187,7 +1199,9 @@ impl State {
                 ));
             }
         }
-        let _ = now;
+        if let Some(c) = conn {
+            self.close_conn(now, c);
+        }
     }
 
     fn remove_session(&mut self, s: usize, forget: bool) {
@@ -1213,11 +1227,23 @@ impl State {
             self.counters.client_disconnected();
         }
         if let Some(c) = slot.conn {
-            if let Some(conn) = self.conns.get_mut(c) {
-                conn.session = None;
+            self.close_conn(Instant::now(), c);
+        }
+    }
+
+    /// Connection `c` writes what it holds and closes, within
+    /// [`CLOSE_FLUSH`] (see [`timeouts`](Self::timeouts)).
+    fn close_conn(&mut self, now: Instant, c: usize) {
+        if let Some(conn) = self.conns.get_mut(c) {
+            conn.session = None;
+            if !conn.closing {
                 conn.closing = true;
-                conn.wake();
+                self.close_seq = self.close_seq.wrapping_add(1);
+                conn.close_seq = self.close_seq;
+                self.closing
+                    .push_back((now + CLOSE_FLUSH, c, self.close_seq));
             }
+            conn.wake();
         }
     }
 
@@ -1634,7 +1660,7 @@ impl State {
 
     /// Runs the session timers due at `now`, and removes the retained
     /// messages that expired.
-    pub(crate) fn timeouts(&mut self, now: Instant) {
+    pub(crate) fn timeouts(&mut self, now: Instant) -> Vec<AbortHandle> {
         while let Some(&(at, s)) = self.deadlines.first() {
             if at > now {
                 break;
@@ -1666,6 +1692,26 @@ impl State {
         self.flush_touched(now);
         // Wills are not held back.
         self.pressure.clear();
+        // Closing connections that did not flush in time: their tasks are
+        // ended (by the caller, out of the lock), which closes them here.
+        let mut ended = Vec::new();
+        while let Some(&(by, c, seq)) = self.closing.front() {
+            if by > now {
+                break;
+            }
+            self.closing.pop_front();
+            // The slot may have closed, and been taken by another since.
+            if let Some(conn) = self
+                .conns
+                .get_mut(c)
+                .filter(|x| x.closing && x.close_seq == seq)
+            {
+                if let Some(task) = conn.task.take() {
+                    ended.push(task);
+                }
+            }
+        }
+        ended
     }
 
     // ----- in-process clients -----------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::QueuePolicy;
+use mqtt_broker_core::{AllowAll, Broker, QueuePolicy};
 use mqtt_codec::{
     Packet, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubscriptionOptions, Will,
 };
@@ -511,6 +511,88 @@ async fn answers_to_a_client_that_reads_in_bursts_stay_bounded() {
     );
     drop(rd);
     writer.abort();
+}
+
+/// The same bound when an authorizer is asked about every PUBLISH: a
+/// 3.1.1 client writes QoS 1 PUBLISH without pause and never reads. Each
+/// answer is a 4-byte PUBACK, so the broker holds 4 x `messages_sent` -
+/// `bytes_sent`. (The input step that asks a hook takes no output; the
+/// answers must still be taken before the next read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stay_bounded_when_an_authorizer_is_asked() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 1024;
+    let broker = Broker::builder()
+        .config(cfg)
+        .authorizer(AllowAll)
+        .start()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let c = Client::tcp_small_buffer(addr, V3_1_1).await;
+    let (c, _) = c.handshake(connect_packet(V3_1_1, "asked", true)).await;
+    let (rd, mut wr) = c.into_stream().into_split();
+    let writer = tokio::spawn(async move {
+        // PUBLISH QoS 1, topic "t", packet identifier 1: 7 bytes.
+        let chunk: Vec<u8> = [0x32u8, 5, 0, 1, b't', 0, 1].repeat(9362);
+        while wr.write_all(&chunk).await.is_ok() {}
+    });
+    let mut worst = (0, 0, 0);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let st = broker.stats();
+        let held = (4 * st.messages_sent).saturating_sub(st.bytes_sent);
+        if held > worst.0 {
+            worst = (held, st.messages_sent, st.bytes_sent);
+        }
+    }
+    let (held, answers, sent) = worst;
+    assert!(
+        held < 512 << 10,
+        "the broker held {held} bytes of PUBACK for one client \
+         ({answers} answers, {sent} bytes sent), max_pending_bytes = 1024"
+    );
+    drop(rd);
+    writer.abort();
+}
+
+/// A connection the broker closes while its client does not read (here:
+/// taken over by the same client identifier, with megabytes of QoS 0
+/// waiting for it) ends within a few seconds rather than waiting to write
+/// for ever: it would keep its socket, its buffer and a place among
+/// `max_connections`, one more for each takeover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_while_their_client_does_not_read_end() {
+    let (broker, addr) = start(config()).await;
+    let payload = Bytes::from(vec![b'z'; 64 << 10]);
+    let mut stale = Vec::new();
+    for _ in 0..3 {
+        let (mut c, _) = Client::tcp_small_buffer(addr, V3_1_1)
+            .await
+            .handshake(connect_packet(V3_1_1, "unread", true))
+            .await;
+        c.subscribe("zz", QoS::AtMostOnce).await;
+        // 8 MiB, more than the kernel's buffers take.
+        for _ in 0..128 {
+            broker.publish(
+                "zz".parse().unwrap(),
+                payload.clone(),
+                QoS::AtMostOnce,
+                false,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stale.push(c);
+    }
+    let mut last = Client::connect(addr, V3_1_1, "unread", true).await;
+    assert_eq!(broker.stats().clients_connected, 1);
+    wait_until("the connections taken over to end", || {
+        broker.stats().connections == 1
+    })
+    .await;
+    last.expect_nothing().await;
+    drop(stale);
 }
 
 /// A client that sends faster than it reads is not read while its answers
