@@ -248,7 +248,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Arc<TcpStream>, conn: usize
                 };
                 hook.await;
                 hooked = true;
-                shared.lock().take_pressure(&mut held);
+                shared.lock().take_pressure(conn, &mut held);
                 if !ok || !held.is_empty() {
                     break None;
                 }
@@ -395,7 +395,7 @@ fn input(
                 // No hook to ask: accept without leaving the lock.
                 pending = st.connect_decided(now, conn, Ok(()));
             }
-            st.take_pressure(held);
+            st.take_pressure(conn, held);
             woke |= st.take_woken();
             let direct = pending.is_none();
             let taken =

@@ -163,6 +163,24 @@ struct SessionSlot {
     touched: bool,
     /// Its queue made publishers wait (see [`QUEUE_PRESSURE`]).
     pressured: bool,
+    /// When (see [`State::ms`]) its client last acknowledged a message
+    /// (PUBACK, PUBREC, PUBCOMP), or its queue last began to fill: a queue
+    /// that has not moved for [`ACK_STALLED`] holds nobody back, whatever
+    /// else its client reads.
+    acked_ms: u32,
+}
+
+/// A connection not read for its own backlog, as its task said (see
+/// [`State::output_moved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paused {
+    /// It is read.
+    No,
+    /// Not read, and its output did not move since Keep Alive was last
+    /// deferred for it.
+    Still,
+    /// Not read, and its output moved since.
+    Moved,
 }
 
 #[derive(Debug)]
@@ -187,11 +205,12 @@ struct ConnSlot {
     /// Its task, to end it if a shutdown's grace period is over before it
     /// ended (see [`State::take_tasks`]).
     task: Option<AbortHandle>,
-    /// Its task does not read it for its own backlog and said so (see
+    /// Its task does not read it while subscribers it published to are
+    /// congested (see [`State::still_congested`]): Keep Alive waits.
+    held_back: bool,
+    /// Whether its task does not read it for its own backlog (see
     /// [`State::output_moved`]).
-    paused: bool,
-    /// Its output moved since Keep Alive was last deferred for it.
-    moved: bool,
+    paused: Paused,
     /// Which close this is (see [`State::closing`]): a slot freed and
     /// taken again is not the one a stale entry there names.
     close_seq: u32,
@@ -238,6 +257,12 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// How long Keep Alive waits, at a time, for a connected client that the
 /// broker does not read for its backlog (see [`State::output_moved`]).
 const KEEP_ALIVE_DEFERRED: Duration = Duration::from_secs(30);
+
+/// A queue over [`QUEUE_PRESSURE`] whose client acknowledged nothing for
+/// this long (though it may read, and ping) holds its publishers back no
+/// more: it fills up to `max_queued_messages` and the queue policy
+/// applies, as for a stalled connection.
+const ACK_STALLED: u32 = 1000;
 
 /// Messages queued for a moving subscriber (behind its inflight window)
 /// beyond which the publishers that route to it wait; they go on once it
@@ -312,6 +337,8 @@ pub(crate) struct State {
     closing: VecDeque<(Instant, usize, u32)>,
     /// The last `close_seq` given.
     close_seq: u32,
+    /// The origin of [`ms`](Self::ms).
+    epoch: Instant,
     by_id: HashMap<Arc<str>, usize>,
     subs: Subscriptions,
     retained: RetainedIndex<Retained>,
@@ -377,6 +404,7 @@ impl State {
             conns: Slab::new(),
             closing: VecDeque::new(),
             close_seq: 0,
+            epoch: Instant::now(),
             by_id: HashMap::new(),
             subs: Subscriptions::default(),
             retained: RetainedIndex::new(),
@@ -449,6 +477,7 @@ impl State {
                 pressured: false,
                 generation,
                 hook: false,
+                acked_ms: 0,
             });
             self.by_id.insert(cid, s);
             self.insert_subscriptions(s);
@@ -569,6 +598,7 @@ impl State {
             pressured: false,
             generation,
             hook: false,
+            acked_ms: 0,
         });
 
         let c = self.conns.insert(ConnSlot {
@@ -581,9 +611,9 @@ impl State {
             stream,
             lent: false,
             task: None,
-            paused: false,
-            moved: false,
+            paused: Paused::No,
             close_seq: 0,
+            held_back: false,
         });
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
@@ -630,13 +660,25 @@ impl State {
     /// slowly that this takes longer can still be closed by Keep Alive.
     pub(crate) fn output_moved(&mut self, conn: usize, paused: bool) {
         if let Some(c) = self.conns.get_mut(conn) {
-            c.paused = paused;
-            c.moved = paused;
+            c.paused = if paused { Paused::Moved } else { Paused::No };
         }
     }
 
     fn session_of(&self, conn: usize) -> Option<usize> {
         self.conns.get(conn).and_then(|c| c.session)
+    }
+
+    /// `now` in milliseconds since the state began, modulo 2^32 (compared
+    /// by wrapping differences: 49 days around).
+    fn ms(epoch: Instant, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(epoch).as_millis();
+        u32::try_from(ms & u128::from(u32::MAX)).unwrap_or_default()
+    }
+
+    /// Whether session `slot`'s client acknowledged (or its queue began)
+    /// within [`ACK_STALLED`] of `now`.
+    fn acks_move(epoch: Instant, slot: &SessionSlot, now: Instant) -> bool {
+        Self::ms(epoch, now).wrapping_sub(slot.acked_ms) < ACK_STALLED
     }
 
     /// Packets (and possibly a decode error after them) from connection `conn`.
@@ -696,6 +738,7 @@ impl State {
             None => (Vec::new(), error),
         };
         let mut input = earlier.into_iter().chain(packets.drain(..));
+        let mut acked = false;
         while let Some(p) = input.next() {
             if !slot.session.takes_packets() {
                 let mut rest = vec![p];
@@ -709,7 +752,14 @@ impl State {
                 );
                 return;
             }
+            acked |= matches!(
+                p,
+                Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_)
+            );
             slot.session.handle_packet(now, p);
+        }
+        if acked {
+            slot.acked_ms = Self::ms(self.epoch, now);
         }
         if let Some(e) = error {
             tracing::debug!(client = ?slot.client_id, error = %e, "malformed packet");
@@ -848,12 +898,16 @@ impl State {
         }
     }
 
-    /// Moves the congested subscribers the last input met into `held`.
-    pub(crate) fn take_pressure(&mut self, held: &mut Vec<usize>) {
+    /// Moves the congested subscribers the last input of `conn` met into
+    /// `held`.
+    pub(crate) fn take_pressure(&mut self, conn: usize, held: &mut Vec<usize>) {
         for s in self.pressure.drain(..) {
             if !held.contains(&s) {
                 held.push(s);
             }
+        }
+        if !held.is_empty() {
+            self.set_held_back(conn, true);
         }
     }
 
@@ -868,19 +922,35 @@ impl State {
         // Queues hold back only a publisher without a backlog (see
         // `deliver`).
         let by_queue = !self.session_of(conn).is_some_and(|s| self.backlogged(s));
-        let (sessions, conns, max) = (&self.sessions, &self.conns, self.max_pending);
+        let (sessions, conns, max, epoch) =
+            (&self.sessions, &self.conns, self.max_pending, self.epoch);
         held.retain(|&s| {
             let Some(slot) = sessions.get(s) else {
                 return false;
             };
-            let queue_full = || by_queue && slot.session.state().queued_len() >= QUEUE_PRESSURE / 2;
+            let queue_full = || {
+                by_queue
+                    && slot.session.state().queued_len() >= QUEUE_PRESSURE / 2
+                    && Self::acks_move(epoch, slot, now)
+            };
             slot.conn.and_then(|c| conns.get(c)).is_some_and(|c| {
                 !c.closing
                     && (c.out.len() >= max || queue_full())
                     && now.saturating_duration_since(c.progress) < STALLED
             })
         });
+        self.set_held_back(conn, !held.is_empty());
         !held.is_empty()
+    }
+
+    /// Connection `conn` is not read while publishers it sent to are
+    /// congested (or is read again): its Keep Alive waits meanwhile (see
+    /// [`timeouts`](Self::timeouts)), since what it sent, PINGREQ among
+    /// it, waits unread.
+    fn set_held_back(&mut self, conn: usize, held_back: bool) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.held_back = held_back;
+        }
     }
 
     /// Whether session `s` has messages queued for its client beyond half
@@ -1544,9 +1614,16 @@ impl State {
                 if published.is_err() {
                     Counters::add(&self.counters.publish_dropped, 1);
                 }
+                let queued = slot.session.state().queued_len();
+                if queued == 1 {
+                    // A queue begins: its acknowledgements are timed from
+                    // here.
+                    slot.acked_ms = Self::ms(self.epoch, now);
+                }
                 let queue_full = from != Some(s)
-                    && slot.session.state().queued_len() >= QUEUE_PRESSURE
-                    && moving();
+                    && queued >= QUEUE_PRESSURE
+                    && moving()
+                    && Self::acks_move(self.epoch, slot, now);
                 if !slot.touched {
                     slot.touched = true;
                     self.touched.push(s);
@@ -1678,7 +1755,13 @@ impl State {
                 && slot
                     .conn
                     .and_then(|c| self.conns.get_mut(c))
-                    .is_some_and(|c| c.paused && std::mem::take(&mut c.moved));
+                    .is_some_and(|c| {
+                        let moved = c.paused == Paused::Moved;
+                        if moved {
+                            c.paused = Paused::Still;
+                        }
+                        c.held_back || moved
+                    });
             if deferred {
                 let later = now + KEEP_ALIVE_DEFERRED;
                 slot.deadline = Some(later);
@@ -2000,7 +2083,7 @@ mod flow {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::sync::Arc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use bytes::Bytes;
     use tokio::net::{TcpListener, TcpStream};
@@ -2012,7 +2095,7 @@ mod flow {
 
     use mqtt_codec::ReasonCode;
 
-    use super::{Lent, Pending, QUEUE_PRESSURE, STALLED, State};
+    use super::{ACK_STALLED, Lent, Pending, QUEUE_PRESSURE, STALLED, State};
     use crate::config::Config;
     use crate::stats::Counters;
 
@@ -2200,18 +2283,40 @@ mod flow {
         // Nobody acknowledges: the window fills, the rest is queued.
         publish(&mut st, now, a, "to-b", n);
         let mut held = Vec::new();
-        st.take_pressure(&mut held);
+        st.take_pressure(a, &mut held);
         assert_eq!(held, [sb], "a waits for b's queue");
         assert!(st.still_congested(now, a, &mut held));
         // b publishes as much to a: a now has a backlog of its own, and b
         // is not held by it.
         publish(&mut st, now, b, "to-a", n);
         let mut held_b = Vec::new();
-        st.take_pressure(&mut held_b);
+        st.take_pressure(b, &mut held_b);
         assert!(held_b.is_empty(), "b held by a, which waits for b");
         // a is let go at its next look.
         assert!(!st.still_congested(now, a, &mut held));
         assert!(held.is_empty());
+    }
+
+    /// A subscriber whose client reads (its output is taken) but
+    /// acknowledges nothing holds its publisher for `ACK_STALLED` at most,
+    /// and Keep Alive waits for a publisher while it is held.
+    #[tokio::test]
+    async fn a_queue_that_is_not_acknowledged_holds_for_ack_stalled() {
+        let (mut st, now) = (state(), Instant::now());
+        let a = client(&mut st, now, "a", "to-a").await;
+        let b = client(&mut st, now, "b", "to-b").await;
+        let n = u16::try_from(QUEUE_PRESSURE).unwrap() + 100;
+        publish(&mut st, now, a, "to-b", n);
+        let mut held = Vec::new();
+        st.take_pressure(a, &mut held);
+        assert!(!held.is_empty());
+        assert!(st.conns.get(a).unwrap().held_back);
+        let ms = |m: u32| now + Duration::from_millis(u64::from(m));
+        let _ = st.output(ms(ACK_STALLED - 100), b);
+        assert!(st.still_congested(ms(ACK_STALLED - 100), a, &mut held));
+        let _ = st.output(ms(ACK_STALLED + 100), b);
+        assert!(!st.still_congested(ms(ACK_STALLED + 100), a, &mut held));
+        assert!(!st.conns.get(a).unwrap().held_back);
     }
 
     /// A stalled subscriber (nothing taken for `STALLED`) holds nobody.
@@ -2229,7 +2334,7 @@ mod flow {
             u16::try_from(QUEUE_PRESSURE).unwrap() + 100,
         );
         let mut held = Vec::new();
-        st.take_pressure(&mut held);
+        st.take_pressure(a, &mut held);
         assert!(held.is_empty());
     }
 }

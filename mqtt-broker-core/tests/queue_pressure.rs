@@ -182,3 +182,56 @@ async fn clients_publishing_to_each_other_both_finish() {
         .expect("both clients received and were acknowledged everything");
     }
 }
+
+/// A QoS 1 subscriber that reads everything and pings every 50 ms, but
+/// acknowledges nothing: its queue does not move, so after a second
+/// (`ACK_STALLED`) it holds its publisher back no more, whose 600
+/// messages are then all acknowledged. Meanwhile the publisher, not read,
+/// is not closed by Keep Alive (2 s here) although its PINGREQs wait
+/// unread, and it is answered every PINGREQ it sent once it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_acknowledges_holds_its_publisher_a_second_at_most() {
+    const N: usize = 600;
+    let (_broker, addr) = start_small_window().await;
+    let mut sub = Client::connect(addr, V3_1_1, "qp-silent", true).await;
+    sub.subscribe("qp/s", QoS::AtLeastOnce).await;
+    let (mut rd, mut wr) = sub.into_stream().into_split();
+    let silent = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            if wr.write_all(&[0xC0, 0x00]).await.is_err() {
+                return;
+            }
+            let until = tokio::time::Instant::now() + Duration::from_millis(50);
+            while let Ok(r) = tokio::time::timeout_at(until, rd.read(&mut buf)).await {
+                if r.map_or(true, |n| n == 0) {
+                    return;
+                }
+            }
+        }
+    });
+    let mut connect = common::connect_packet(V3_1_1, "qp-held", true);
+    connect.keep_alive = 2;
+    let (mut publisher, _) = Client::connect_with(addr, connect).await;
+    publisher.send_bytes(&burst("qp/s", N)).await;
+    let start = std::time::Instant::now();
+    let (mut acks, mut pings, mut answers) = (0, 0, 0);
+    while start.elapsed() < Duration::from_secs(4) {
+        publisher.send_bytes(&[0xC0, 0x00]).await;
+        pings += 1;
+        let until = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match publisher.recv_timeout(left).await {
+                Ok(Some(Packet::PubAck(_))) => acks += 1,
+                Ok(Some(Packet::PingResp)) => answers += 1,
+                Ok(Some(other)) => panic!("{other:?}"),
+                Ok(None) => panic!("closed after {:?}", start.elapsed()),
+                Err(()) => break,
+            }
+        }
+    }
+    silent.abort();
+    assert_eq!(acks, N, "PUBACKs to the held publisher");
+    assert_eq!(answers, pings, "PINGRESPs to the held publisher");
+}
