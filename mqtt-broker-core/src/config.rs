@@ -64,7 +64,10 @@ pub struct Config {
     pub max_pending_bytes: usize,
     /// Time a new connection has to send CONNECT. Default: 10 s.
     pub connect_timeout: Duration,
-    /// Topic Alias Maximum announced to MQTT 5.0 clients. Default: 64.
+    /// Topic Alias Maximum announced to MQTT 5.0 clients, and the most
+    /// topics the broker aliases towards each (each kept for the
+    /// connection's life), whatever larger maximum a client announces.
+    /// Default: 64.
     pub max_topic_aliases: u16,
     /// Use topic aliases towards MQTT 5.0 clients that accept them.
     /// Default: true.

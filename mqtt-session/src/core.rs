@@ -571,10 +571,10 @@ fn resolve_topic(link: &mut Link, p: &Publish) -> Result<TopicName, ProtocolErro
             .cloned()
             .ok_or(ProtocolError::TopicAliasUnknown(a));
     };
-    link.aliases
-        .get_or_insert_default()
-        .inbound
-        .insert(a, topic.clone());
+    // Kept in a buffer of its own: as decoded, it would keep the whole
+    // read buffer of its PUBLISH alive for as long as the alias lasts.
+    let kept = TopicName::try_from(topic.as_str()).unwrap_or_else(|_| topic.clone());
+    link.aliases.get_or_insert_default().inbound.insert(a, kept);
     Ok(topic)
 }
 
@@ -629,7 +629,10 @@ fn build_publish(
             topic = PublishTopic::empty();
         } else if let Ok(n) = u16::try_from(aliases.outbound.len() + 1) {
             if n <= link.peer_alias_max {
-                aliases.outbound.insert(m.topic.clone(), n);
+                // Its own copy, as for inbound aliases.
+                let kept =
+                    TopicName::try_from(m.topic.as_str()).unwrap_or_else(|_| m.topic.clone());
+                aliases.outbound.insert(kept, n);
                 properties.to_mut().topic_alias = std::num::NonZeroU16::new(n);
                 new_alias = true;
             }

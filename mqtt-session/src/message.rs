@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use mqtt_codec::{Props, PublishProperties, QoS};
+use mqtt_codec::{Props, PublishProperties, QoS, UserProperty, Utf8Bytes};
 use mqtt_topic::{TopicFilter, TopicName};
 
 /// An application message: what a PUBLISH carries, with its topic resolved
@@ -34,6 +34,55 @@ impl Message {
             qos,
             retain,
             properties: Props::none(),
+        }
+    }
+
+    /// A copy that shares no buffer with `self`: its topic, payload and
+    /// property strings in allocations of their own.
+    ///
+    /// A decoded message is slices of the buffer its packet was read into,
+    /// and keeps all of that buffer alive, however small the message: keep
+    /// this copy instead where a message is kept for long (a retained
+    /// message, say), so that memory follows the message's size.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use mqtt_codec::QoS;
+    /// use mqtt_session::Message;
+    /// use mqtt_topic::TopicName;
+    ///
+    /// let read = Bytes::from_static(b"a/b:hello and more bytes of the read buffer");
+    /// let topic = TopicName::try_from(read.slice(0..3))?;
+    /// let m = Message::new(topic, read.slice(4..9), QoS::AtMostOnce, true);
+    /// let kept = m.detached();
+    /// assert_eq!(kept, m);
+    /// assert_ne!(kept.payload.as_ptr(), m.payload.as_ptr());
+    /// # Ok::<(), mqtt_topic::TopicError>(())
+    /// ```
+    #[must_use]
+    pub fn detached(&self) -> Self {
+        let string = |s: &Utf8Bytes| Utf8Bytes::try_from(s.as_str()).unwrap_or_else(|_| s.clone());
+        let mut properties = self.properties.clone();
+        if let Some(p) = properties.get_mut() {
+            for s in [&mut p.response_topic, &mut p.content_type]
+                .into_iter()
+                .flatten()
+            {
+                *s = string(s);
+            }
+            if let Some(d) = &mut p.correlation_data {
+                *d = Bytes::copy_from_slice(d);
+            }
+            for u in p.user_properties.iter_mut() {
+                *u = UserProperty::new(string(&u.name), string(&u.value));
+            }
+        }
+        Self {
+            topic: TopicName::try_from(self.topic.as_str()).unwrap_or_else(|_| self.topic.clone()),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties,
         }
     }
 }

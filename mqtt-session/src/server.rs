@@ -50,7 +50,9 @@ pub struct ServerConfig {
     pub queue_policy: QueuePolicy,
     /// Maximum Packet Size the server accepts (announced). Default: none.
     pub max_packet_size: Option<NonZeroU32>,
-    /// Topic Alias Maximum (client to server). Default: 64.
+    /// Topic Alias Maximum (client to server), and the most topics the
+    /// server aliases towards a client (each kept for the connection's
+    /// life), whatever larger maximum the client announces. Default: 64.
     pub topic_alias_maximum: u16,
     /// Use topic aliases towards clients that allow them. Default: true.
     pub use_topic_aliases: bool,
@@ -408,7 +410,13 @@ impl ServerSession {
             total: ours.saturating_mul(2).min(receive_max),
         };
         link.peer_max_packet = cp.maximum_packet_size;
-        link.peer_alias_max = cp.topic_alias_maximum.unwrap_or(0);
+        // Each alias keeps its topic for the connection's life: no more
+        // than the client may use towards us, so that a client announcing
+        // 65,535 cannot make us keep that many topics (up to 64 KiB each).
+        link.peer_alias_max = cp
+            .topic_alias_maximum
+            .unwrap_or(0)
+            .min(c.topic_alias_maximum);
         link.our_alias_max = if v.is_v5() { c.topic_alias_maximum } else { 0 };
         link.our_receive_max = if v.is_v5() {
             usize::from(c.receive_maximum.get())
@@ -576,6 +584,10 @@ impl ServerSession {
         let mut granted = Vec::new();
         for (entry, reason) in request.entries.iter().zip(&reasons) {
             if let (Ok(filter), false) = (&entry.filter, reason.is_error()) {
+                // Kept in a buffer of its own: as decoded, it would keep
+                // the whole read buffer of its SUBSCRIBE alive.
+                let filter =
+                    &TopicFilter::try_from(filter.as_str()).unwrap_or_else(|_| filter.clone());
                 let mut options = entry.options;
                 options.qos = QoS::try_from(reason.as_u8())
                     .unwrap_or(options.qos)
