@@ -258,6 +258,11 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// broker does not read for its backlog (see [`State::output_moved`]).
 const KEEP_ALIVE_DEFERRED: Duration = Duration::from_secs(30);
 
+/// The most bytes a retained message's PUBLISH adds to what it counts for
+/// (see [`retained_size`]): fixed header, topic length, packet identifier,
+/// property length.
+const RETAINED_HEAD: usize = 16;
+
 /// A queue over [`QUEUE_PRESSURE`] whose client acknowledged nothing for
 /// this long (though it may read, and ping) holds its publishers back no
 /// more: it fills up to `max_queued_messages` and the queue policy
@@ -1554,6 +1559,28 @@ impl State {
                 if sub.options.no_local && from == Some(s) {
                     return;
                 }
+                // The copies delivered in this lock wait in the session
+                // until it is flushed (at the end of the batch): counted
+                // at about this message's size, they may take the
+                // connection's output to its limit, and then they are
+                // encoded now, so that the check below meets the output
+                // as it is (a client with many overlapping subscriptions
+                // would otherwise get a copy for each, whatever its limit).
+                let owed = self.sessions.get(s).is_some_and(|slot| {
+                    let out = slot
+                        .conn
+                        .and_then(|c| self.conns.get(c))
+                        .map_or(0, |x| x.out.len());
+                    let each = message.topic.len() + message.payload.len() + 8;
+                    slot.session
+                        .transmit_len()
+                        .saturating_mul(each)
+                        .saturating_add(out)
+                        >= self.max_pending
+                });
+                if owed {
+                    self.flush_session(s);
+                }
                 let Some(slot) = self
                     .sessions
                     .get_mut(s)
@@ -1574,7 +1601,21 @@ impl State {
                         // Backpressure: the publisher waits while this
                         // subscriber's buffer drains, unless it is stalled
                         // (or four times over), when QoS 0 is dropped.
-                        if moving() && x.out.len() < self.max_pending.saturating_mul(4) {
+                        // Retained messages sent on SUBSCRIBE have no
+                        // publisher to hold: a moving subscriber may take
+                        // one copy of the whole retained set beyond that
+                        // (each is encoded at once, see `send_retained`);
+                        // more (many filters of one SUBSCRIBE matching it
+                        // again and again) is dropped.
+                        let over = if retained {
+                            self.max_pending
+                                .saturating_mul(4)
+                                .saturating_add(self.retained_bytes)
+                                .saturating_add(RETAINED_HEAD.saturating_mul(self.retained.len()))
+                        } else {
+                            self.max_pending.saturating_mul(4)
+                        };
+                        if moving() && x.out.len() < over {
                             // Never on itself: its own task must go on
                             // writing what it reads (it stops reading by
                             // itself while its output is over the limit,
@@ -1732,6 +1773,13 @@ impl State {
         }
         for m in found {
             self.deliver(now, key, v, None, &m, Delivery::Retained);
+            // Encoded at once (behind the SUBACK), so that the next one
+            // meets the connection's output as it is: many filters of one
+            // SUBSCRIBE matching a large retained set would otherwise all
+            // be sent within one lock, whatever `max_pending_bytes` says.
+            if let SubKey::Session(s, _) = key {
+                self.flush_session(s);
+            }
         }
     }
 

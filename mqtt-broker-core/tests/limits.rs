@@ -595,6 +595,61 @@ async fn connections_closed_while_their_client_does_not_read_end() {
     drop(stale);
 }
 
+/// Retained messages sent on SUBSCRIBE are encoded one by one against
+/// `max_pending_bytes`: a client that reads gets the whole retained set
+/// (256 KiB here, four times the limit), but one SUBSCRIBE naming the
+/// same filter 256 times, from a client that does not read, makes the
+/// broker hold about one copy of the set beyond four times the limit, not
+/// 256 copies (14 MB before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_sent_on_subscribe_are_bounded_by_max_pending_bytes() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 64 << 10;
+    let (broker, addr) = start(cfg).await;
+    let mut publisher = Client::connect(addr, V3_1_1, "ret-pub", true).await;
+    let payload = "r".repeat(4096);
+    for i in 0..64 {
+        publisher
+            .publish(&format!("r/{i:02}"), &payload, QoS::AtMostOnce, true)
+            .await;
+    }
+    publisher.expect_nothing().await;
+    let mut reader = Client::connect(addr, V3_1_1, "ret-reader", true).await;
+    reader.subscribe("r/#", QoS::AtMostOnce).await;
+    let mut topics = Vec::new();
+    for _ in 0..64 {
+        let p = reader.expect_publish().await;
+        assert_eq!(p.payload.len(), 4096);
+        topics.push(p.topic.as_str().to_owned());
+    }
+    reader.expect_nothing().await;
+    topics.sort();
+    let all: Vec<String> = (0..64).map(|i| format!("r/{i:02}")).collect();
+    assert_eq!(topics, all);
+    assert_eq!(broker.stats().publish_dropped, 0);
+
+    let mut c = Client::tcp_small_buffer(addr, V3_1_1).await;
+    c.send(connect_packet(V3_1_1, "ret-many", true)).await;
+    let before = broker.stats();
+    c.send_raw_subscribe(&[("r/#", 0u8); 256]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = broker.stats();
+    let packet = publish_packet("r/00", &payload, QoS::AtMostOnce, true)
+        .packet_len(V3_1_1)
+        .unwrap() as u64;
+    let encoded = (st.publish_sent - before.publish_sent) * packet;
+    let held = encoded.saturating_sub(st.bytes_sent - before.bytes_sent);
+    // Four times the limit, the set once more, and the message that
+    // crossed the line.
+    let bound = 4 * (64 << 10) + 65 * packet;
+    assert!(
+        encoded <= bound && held <= bound,
+        "one SUBSCRIBE made the broker encode {encoded} B and hold {held} B \
+         (bound {bound} B)"
+    );
+    assert!(st.publish_dropped - before.publish_dropped >= 256 * 64 - bound / packet);
+}
+
 /// A client that sends faster than it reads is not read while its answers
 /// are over `max_pending_bytes`, and not closed by Keep Alive meanwhile
 /// while it reads, however slowly (what it sent waits unread in the

@@ -998,6 +998,14 @@ impl ServerSession {
         self.core.transmit.pop_front()
     }
 
+    /// How many packets wait for [`poll_transmit`](Self::poll_transmit):
+    /// a server that encodes them later can tell how much output it owes
+    /// the connection meanwhile.
+    #[must_use]
+    pub fn transmit_len(&self) -> usize {
+        self.core.transmit.len()
+    }
+
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
