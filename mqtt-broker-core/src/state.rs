@@ -676,8 +676,11 @@ impl State {
     /// `now` in milliseconds since the state began, modulo 2^32 (compared
     /// by wrapping differences: 49 days around).
     fn ms(epoch: Instant, now: Instant) -> u32 {
-        let ms = now.saturating_duration_since(epoch).as_millis();
-        u32::try_from(ms & u128::from(u32::MAX)).unwrap_or_default()
+        // In 32-bit arithmetic throughout (no 128-bit `as_millis`): asked
+        // on deliveries to a long queue.
+        let d = now.saturating_duration_since(epoch);
+        let secs = u32::try_from(d.as_secs() & u64::from(u32::MAX)).unwrap_or_default();
+        secs.wrapping_mul(1000).wrapping_add(d.subsec_millis())
     }
 
     /// Whether session `slot`'s client acknowledged (or its queue began)
