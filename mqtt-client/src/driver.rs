@@ -40,7 +40,7 @@ use crate::client::{Command, Done, Shared, SubscribeOp, UnsubscribeOp};
 use crate::error::{ClientError, ConnectionError};
 use crate::options::ClientOptions;
 use crate::router::{RouteId, Router};
-use crate::stream::{AckToken, Event, Listener, Received};
+use crate::stream::{Ack, AckToken, Event, Listener, Received};
 use crate::transport::{DynConnector, Transport};
 
 /// Commands taken off the channel at once.
@@ -55,6 +55,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// this bounds it so that `disconnect` returns in bounded time even with
 /// `ping_timeout(Duration::MAX)`.
 const MAX_CLOSE_GRACE: Duration = Duration::from_secs(30);
+/// Write buffer size over which the connection is not read: a server that
+/// sends packets the client must answer (PUBREL, QoS 1/2 PUBLISH) but
+/// does not read the answers would otherwise fill the client's memory.
+/// What the application publishes is bounded by `max_pending`; this is a
+/// backstop for the answers.
+const WRITE_HIGH: usize = 16 << 20;
 
 /// Hashes a `MessageId` (already unique) as itself.
 #[derive(Default)]
@@ -112,6 +118,10 @@ struct Conn {
     /// Once the session closed the connection with bytes still to write:
     /// when to give up on them (see [`MAX_CLOSE_GRACE`]).
     linger: Option<Pin<Box<Sleep>>>,
+    /// While bytes wait that the transport takes none of: when to presume
+    /// the server dead (the ping timeout, at most [`MAX_CLOSE_GRACE`]).
+    /// Keep Alive cannot tell: every packet queued counts as sent.
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 pub(crate) struct Driver {
@@ -122,9 +132,12 @@ pub(crate) struct Driver {
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     cmd_open: bool,
     batch: Vec<Command>,
-    ack_tx: mpsc::UnboundedSender<PacketId>,
-    ack_rx: mpsc::UnboundedReceiver<PacketId>,
-    ack_batch: Vec<PacketId>,
+    ack_tx: mpsc::UnboundedSender<Ack>,
+    ack_rx: mpsc::UnboundedReceiver<Ack>,
+    ack_batch: Vec<Ack>,
+    /// Connections and sessions begun (see [`Ack::epoch`]).
+    conn_epoch: u64,
+    session_epoch: u64,
     pending: IdMap<PendingPublish>,
     /// Completions stashed between `Dropped(SessionLost)` and `SessionLost`.
     lost: IdMap<PendingPublish>,
@@ -195,6 +208,8 @@ impl Driver {
             ack_tx,
             ack_rx,
             ack_batch: Vec::new(),
+            conn_epoch: 0,
+            session_epoch: 0,
             pending: IdMap::default(),
             lost: IdMap::default(),
             written_waiters: VecDeque::new(),
@@ -317,10 +332,18 @@ impl Driver {
             if n == 0 {
                 break;
             }
-            for pid in acks.drain(..) {
-                // Not awaited any more (a QoS 1 message of an earlier
-                // connection, which the server sends again): nothing to do.
-                let _ = self.session.ack(now, pid);
+            for ack in acks.drain(..) {
+                // A message of an earlier connection (QoS 1, which the
+                // server sends again as a new delivery) or session: its
+                // identifier may name another message now.
+                let epoch = if ack.qos2 {
+                    self.session_epoch
+                } else {
+                    self.conn_epoch
+                };
+                if ack.epoch == epoch {
+                    let _ = self.session.ack(now, ack.packet_id);
+                }
             }
             progress = true;
         }
@@ -479,6 +502,7 @@ impl Driver {
             needs_flush: false,
             end: None,
             linger: None,
+            stall: None,
         };
         poll_fn(|cx| self.poll_connection(cx, &mut conn)).await
     }
@@ -489,7 +513,7 @@ impl Driver {
             let mut progress = self.poll_inputs(cx, now);
 
             // Read and decode everything available.
-            if c.end.is_none() && self.closing.is_none() {
+            if c.end.is_none() && self.closing.is_none() && c.wbuf.len() < WRITE_HIGH {
                 if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK / 4 {
                     c.rbuf.reserve(READ_CHUNK);
                 }
@@ -564,6 +588,27 @@ impl Driver {
                 }
             }
             self.complete_written();
+            if wrote || c.wbuf.is_empty() {
+                c.stall = None;
+            } else if c.end.is_none() && self.closing.is_none() {
+                let grace = self.options.ping_timeout.min(MAX_CLOSE_GRACE);
+                let stall = c
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(grace)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    tracing::warn!(
+                        "{} bytes could not be written for {grace:?}: the server is presumed dead",
+                        c.wbuf.len()
+                    );
+                    c.end = Some(
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the server took no bytes for the ping timeout",
+                        )
+                        .into(),
+                    );
+                }
+            }
 
             if let Some(e) = c.end.take() {
                 if self.closing.is_none() {
@@ -760,9 +805,18 @@ impl Driver {
                 self.finish(id, r);
             }
             SessionEvent::Message { message, ack } => {
+                let qos2 = message.qos == QoS::ExactlyOnce;
                 let token = ack.map(|packet_id| {
                     Arc::new(AckToken {
-                        packet_id,
+                        ack: Ack {
+                            packet_id,
+                            epoch: if qos2 {
+                                self.session_epoch
+                            } else {
+                                self.conn_epoch
+                            },
+                            qos2,
+                        },
                         tx: self.ack_tx.clone(),
                     })
                 });
@@ -781,6 +835,10 @@ impl Driver {
                 session_present,
                 connack,
             } => {
+                self.conn_epoch += 1;
+                if !session_present {
+                    self.session_epoch += 1;
+                }
                 self.shared.connected.store(true, Ordering::Relaxed);
                 self.sub_ids = self.options.protocol.is_v5()
                     && connack

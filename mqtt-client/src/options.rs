@@ -322,7 +322,10 @@ impl ClientOptions {
         self
     }
 
-    /// Keep Alive in seconds; 0 disables it. Default: 60.
+    /// Keep Alive in seconds; 0 disables it. PINGREQ is sent when the
+    /// client has sent nothing for that long, and also when the server has
+    /// sent nothing (so a client that only publishes QoS 0 still finds a
+    /// server that stopped answering). Default: 60.
     pub fn keep_alive(&mut self, secs: u16) -> &mut Self {
         self.keep_alive = secs;
         self
@@ -430,8 +433,13 @@ impl ClientOptions {
     /// Manual acknowledgement: received QoS 1/2 messages are acknowledged
     /// only when the application is done with them (see
     /// [`Received::ack`](crate::Received::ack)), so the server's inflight
-    /// window (our Receive Maximum) bounds what is buffered. Default: false
-    /// (acknowledged on arrival).
+    /// window (our Receive Maximum) bounds what is buffered. The PUBACK or
+    /// PUBREC of a message goes out once those of every message that
+    /// arrived before it have (the protocol's order, \[MQTT-4.6.0-2\]): one
+    /// message held long holds up the acknowledgement of the later ones.
+    /// A message's acknowledgement is void once the session it came in
+    /// (QoS 2) or its connection (QoS 1, which the server sends again) is
+    /// gone. Default: false (acknowledged on arrival).
     pub fn manual_ack(&mut self, manual: bool) -> &mut Self {
         self.manual_ack = manual;
         self
@@ -446,9 +454,11 @@ impl ClientOptions {
     }
 
     /// Time allowed for PINGRESP before the connection is declared dead
-    /// (`Duration::MAX`: without limit). Also how long, at most 30 s, a
-    /// connection that is closing waits for its last bytes to be written
-    /// when the server stops reading them. Default: 10 s.
+    /// (`Duration::MAX`: without limit). Also how long, at most 30 s, the
+    /// client waits while the server takes none of the bytes it has to
+    /// write (then the server is presumed dead, and the connection ends),
+    /// and a connection that is closing waits for its last bytes to be
+    /// written. Default: 10 s.
     pub fn ping_timeout(&mut self, d: Duration) -> &mut Self {
         self.ping_timeout = d;
         self

@@ -100,14 +100,28 @@ impl Received {
 /// Sends the acknowledgement of a received message when the last copy is
 /// done with it.
 pub(crate) struct AckToken {
+    pub(crate) ack: Ack,
+    pub(crate) tx: mpsc::UnboundedSender<Ack>,
+}
+
+/// An acknowledgement for the connection task: the packet identifier, and
+/// which delivery it was (an identifier is used again once acknowledged,
+/// and on a new connection), so that a late one does not acknowledge a
+/// later message with the same identifier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ack {
     pub(crate) packet_id: PacketId,
-    pub(crate) tx: mpsc::UnboundedSender<PacketId>,
+    /// QoS 2: the session it came in (its PUBREC is owed across
+    /// connections); QoS 1: the connection (the server sends the message
+    /// again on the next one, as a new delivery).
+    pub(crate) epoch: u64,
+    pub(crate) qos2: bool,
 }
 
 impl Drop for AckToken {
     fn drop(&mut self) {
         // The driver is gone when this fails: nothing left to acknowledge.
-        let _ = self.tx.send(self.packet_id);
+        let _ = self.tx.send(self.ack);
     }
 }
 

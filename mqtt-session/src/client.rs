@@ -474,6 +474,9 @@ impl ClientSession {
         if self.phase == Phase::Idle {
             return;
         }
+        if let Some(interval) = self.core.ping_interval {
+            self.core.timers.set_after(Timer::Silence, now, interval);
+        }
         if let Err(e) = self.dispatch(now, packet) {
             self.protocol_error(now, e);
         }
@@ -528,7 +531,13 @@ impl ClientSession {
         } else {
             0
         };
-        link.our_receive_max = usize::from(c.receive_maximum.get());
+        // Announced at 5.0 only: at 3.1.1 the server cannot know it, and
+        // only packet identifiers bound what it sends.
+        link.our_receive_max = if c.protocol.is_v5() {
+            usize::from(c.receive_maximum.get())
+        } else {
+            usize::from(u16::MAX)
+        };
         link.use_outbound_aliases = c.use_topic_aliases;
         link.peer_max_qos = p.maximum_qos.unwrap_or(QoS::ExactlyOnce);
         link.peer_retain_available = p.retain_available.unwrap_or(true);
@@ -542,6 +551,11 @@ impl ClientSession {
             self.core.state.expiry_interval = sei;
         }
 
+        if !connack.session_present {
+            // Nothing held for the application is sent again: its
+            // acknowledgements are void.
+            self.core.acks = None;
+        }
         let had_session = !self.core.state.subscriptions.is_empty()
             || self.core.state.inflight_len() > 0
             || !self.core.state.incoming_qos2.is_empty();
@@ -555,7 +569,6 @@ impl ClientSession {
                 .collect();
             let unacknowledged = state.outgoing.drain_inflight();
             state.incoming_qos2.clear();
-            self.core.pending_acks.clear();
             for (id, _) in &unacknowledged {
                 self.core.events.push_back(Event::Dropped {
                     id: *id,
@@ -576,10 +589,19 @@ impl ClientSession {
         self.core.ping_interval =
             (self.keep_alive > 0).then(|| Duration::from_secs(u64::from(self.keep_alive)));
         match self.core.ping_interval {
-            Some(interval) => self.core.timers.set_after(Timer::KeepAlive, now, interval),
-            None => self.core.timers.stop(Timer::KeepAlive),
+            Some(interval) => {
+                self.core.timers.set_after(Timer::KeepAlive, now, interval);
+                self.core.timers.set_after(Timer::Silence, now, interval);
+            }
+            None => {
+                self.core.timers.stop(Timer::KeepAlive);
+                self.core.timers.stop(Timer::Silence);
+            }
         }
         self.core.resume(now);
+        // Acknowledgements the application gave while disconnected (QoS 2,
+        // whose PUBREC the session keeps owing).
+        self.core.release_acks(now);
         Ok(())
     }
 
@@ -653,8 +675,19 @@ impl ClientSession {
             return;
         }
         // [MQTT-3.1.2-20]: silent for Keep Alive, so send PINGREQ (which
-        // re-arms the keep-alive timer, as every packet sent does).
-        if self.core.timers.is_due(Timer::KeepAlive, now) && self.phase == Phase::Connected {
+        // re-arms the keep-alive timer, as every packet sent does). Also
+        // when the server was silent that long, though this client sent:
+        // PINGRESP, or its absence, tells whether the server is there.
+        let silent = self.core.timers.is_due(Timer::Silence, now);
+        if silent {
+            match self.core.ping_interval {
+                Some(interval) => self.core.timers.set_after(Timer::Silence, now, interval),
+                None => self.core.timers.stop(Timer::Silence),
+            }
+        }
+        if (silent || self.core.timers.is_due(Timer::KeepAlive, now))
+            && self.phase == Phase::Connected
+        {
             self.core.send(now, Packet::PingReq);
             if self.core.timers.get(Timer::PingResp).is_none() {
                 self.core
@@ -678,7 +711,12 @@ impl ClientSession {
         self.phase = Phase::Idle;
         self.core.end_link();
         self.core.ping_interval = None;
-        for t in [Timer::Connect, Timer::KeepAlive, Timer::PingResp] {
+        for t in [
+            Timer::Connect,
+            Timer::KeepAlive,
+            Timer::PingResp,
+            Timer::Silence,
+        ] {
             self.core.timers.stop(t);
         }
         self.control.clear();

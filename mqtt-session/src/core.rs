@@ -38,6 +38,18 @@ pub(crate) struct Link {
     pub(crate) aliases: Option<Box<Aliases>>,
 }
 
+/// Received QoS 1/2 messages whose PUBACK or PUBREC is not sent yet (manual
+/// acknowledgement): the application has not acknowledged them, or has
+/// but an earlier one is still waiting (see [`Core::ack`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Acks {
+    pub(crate) pending: BTreeMap<PacketId, QoS>,
+    /// The identifiers of `pending` in the order their PUBLISH arrived.
+    pub(crate) order: VecDeque<PacketId>,
+    /// Those of `pending` the application acknowledged.
+    pub(crate) acked: BTreeSet<PacketId>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Aliases {
     pub(crate) inbound: HashMap<u16, TopicName>,
@@ -77,8 +89,9 @@ pub(crate) struct Core {
     pub(crate) timers: Timers,
     pub(crate) limits: QueueLimits,
     pub(crate) manual_ack: bool,
-    /// Received QoS 1/2 messages the application has not acknowledged yet.
-    pub(crate) pending_acks: BTreeMap<PacketId, QoS>,
+    /// Manual acknowledgement: what the application holds (boxed, and
+    /// only while it holds anything: a server's session never does).
+    pub(crate) acks: Option<Box<Acks>>,
     /// Packet identifiers held by SUBSCRIBE and UNSUBSCRIBE in flight.
     pub(crate) reserved_pids: BTreeSet<PacketId>,
     /// Client: send PINGREQ after this much silence.
@@ -98,7 +111,7 @@ impl Core {
             timers: Timers::default(),
             limits,
             manual_ack,
-            pending_acks: BTreeMap::new(),
+            acks: None,
             reserved_pids: BTreeSet::new(),
             ping_interval: None,
             report_delivered: true,
@@ -348,11 +361,17 @@ impl Core {
                 self.events.push_back(Event::Message { message, ack: None });
             }
             (QoS::AtLeastOnce, Some(pid)) => {
-                if !self.pending_acks.contains_key(&pid) {
-                    self.check_receive_max(receive_max)?;
+                if self.ack_pending(pid) {
+                    // The same identifier again while the application
+                    // holds the message: a copy the sender may not send on
+                    // this connection [MQTT-4.4.0-1]; not delivered again
+                    // (the application's acknowledgement answers both), so
+                    // that it cannot bypass the Receive Maximum.
+                    return Ok(());
                 }
+                self.check_receive_max(receive_max)?;
                 if self.manual_ack {
-                    self.pending_acks.insert(pid, QoS::AtLeastOnce);
+                    self.hold_ack(pid, QoS::AtLeastOnce);
                     self.events.push_back(Event::Message {
                         message,
                         ack: Some(pid),
@@ -365,7 +384,7 @@ impl Core {
             (QoS::ExactlyOnce, Some(pid)) => {
                 if self.state.incoming_qos2.contains(&pid) {
                     // A re-sent PUBLISH: acknowledged, not delivered again.
-                    if !self.pending_acks.contains_key(&pid) {
+                    if !self.ack_pending(pid) {
                         self.send(now, PubRec::new(pid));
                     }
                     return Ok(());
@@ -373,7 +392,7 @@ impl Core {
                 self.check_receive_max(receive_max)?;
                 self.state.incoming_qos2.insert(pid);
                 if self.manual_ack {
-                    self.pending_acks.insert(pid, QoS::ExactlyOnce);
+                    self.hold_ack(pid, QoS::ExactlyOnce);
                     self.events.push_back(Event::Message {
                         message,
                         ack: Some(pid),
@@ -391,30 +410,97 @@ impl Core {
     /// PUBLISH packets for which it has not received PUBACK, PUBCOMP, or
     /// PUBREC with a Reason Code of 128 or greater" \[MQTT-3.3.4-7\].
     fn check_receive_max(&self, receive_max: usize) -> Result<(), ProtocolError> {
-        let qos1_pending = self
-            .pending_acks
-            .values()
-            .filter(|q| **q == QoS::AtLeastOnce)
-            .count();
+        let qos1_pending = self.acks.as_ref().map_or(0, |a| {
+            a.pending
+                .values()
+                .filter(|q| **q == QoS::AtLeastOnce)
+                .count()
+        });
         if qos1_pending + self.state.incoming_qos2.len() >= receive_max {
             return Err(ProtocolError::ReceiveMaximumExceeded);
         }
         Ok(())
     }
 
-    /// The application acknowledges a message delivered with `ack`.
+    /// The application acknowledges a message delivered with `ack`. Its
+    /// PUBACK or PUBREC goes out once those of every message that arrived
+    /// before it have: "in the order in which the corresponding PUBLISH
+    /// packets were received" \[MQTT-4.6.0-2\], \[MQTT-4.6.0-3\].
     pub(crate) fn ack(&mut self, now: Instant, pid: PacketId) -> Result<(), UsageError> {
-        let qos = self
-            .pending_acks
-            .remove(&pid)
-            .ok_or(UsageError::NotAwaitingAck(pid.get()))?;
+        let given = self
+            .acks
+            .as_mut()
+            .is_some_and(|a| a.pending.contains_key(&pid) && a.acked.insert(pid));
+        if !given {
+            return Err(UsageError::NotAwaitingAck(pid.get()));
+        }
         if self.link.is_some() {
+            self.release_acks(now);
+        }
+        Ok(())
+    }
+
+    /// Whether the application holds the message with `pid`.
+    fn ack_pending(&self, pid: PacketId) -> bool {
+        self.acks
+            .as_ref()
+            .is_some_and(|a| a.pending.contains_key(&pid))
+    }
+
+    /// The application gets the message with `pid` to acknowledge.
+    fn hold_ack(&mut self, pid: PacketId, qos: QoS) {
+        let a = self.acks.get_or_insert_default();
+        a.pending.insert(pid, qos);
+        a.order.push_back(pid);
+    }
+
+    /// Sends the acknowledgements the application gave, in arrival order,
+    /// up to the first it has not given.
+    pub(crate) fn release_acks(&mut self, now: Instant) {
+        let Some(a) = self.acks.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(&pid) = a.order.front() {
+            if !a.acked.remove(&pid) {
+                break;
+            }
+            a.order.pop_front();
+            if let Some(qos) = a.pending.remove(&pid) {
+                out.push((pid, qos));
+            }
+        }
+        if a.pending.is_empty() {
+            self.acks = None;
+        }
+        for (pid, qos) in out {
             match qos {
                 QoS::ExactlyOnce => self.send(now, PubRec::new(pid)),
                 _ => self.send(now, PubAck::new(pid)),
             }
         }
-        Ok(())
+    }
+
+    /// Forgets the message with `pid` the application holds.
+    fn retain_acks_except(&mut self, pid: PacketId) {
+        if let Some(a) = self.acks.as_mut() {
+            a.pending.remove(&pid);
+        }
+        self.retain_acks(|_| true);
+    }
+
+    /// Keeps of what the application holds only what `keep` accepts.
+    pub(crate) fn retain_acks(&mut self, keep: impl Fn(QoS) -> bool) {
+        let Some(a) = self.acks.as_mut() else {
+            return;
+        };
+        a.pending.retain(|_, q| keep(*q));
+        let pending = &a.pending;
+        a.order.retain(|p| pending.contains_key(p));
+        a.acked.retain(|p| pending.contains_key(p));
+        if a.pending.is_empty() {
+            self.acks = None;
+        }
     }
 
     pub(crate) fn handle_puback(&mut self, now: Instant, p: PubAck) {
@@ -453,7 +539,10 @@ impl Core {
         {
             comp.reason = ReasonCode::PacketIdentifierNotFound;
         }
-        self.pending_acks.remove(&p.packet_id);
+        if self.ack_pending(p.packet_id) {
+            let pid = p.packet_id;
+            self.retain_acks_except(pid);
+        }
         self.send(now, comp);
     }
 
@@ -470,7 +559,7 @@ impl Core {
         self.state.outgoing.connection_ended();
         // QoS 1 messages awaiting the application's ack will be re-sent by the
         // peer on the next connection; QoS 2 ones are kept in incoming_qos2.
-        self.pending_acks.retain(|_, q| *q == QoS::ExactlyOnce);
+        self.retain_acks(|q| q == QoS::ExactlyOnce);
         self.reserved_pids.clear();
     }
 }

@@ -16,10 +16,14 @@ pub(crate) enum Timer {
     WillDelay = 3,
     /// Server: the session expires (client disconnected).
     SessionExpiry = 4,
+    /// Client: nothing received for Keep Alive: send PINGREQ, also while
+    /// sending (a client that only publishes QoS 0 would otherwise never
+    /// learn that the server is gone).
+    Silence = 5,
 }
 
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Timers([Option<Instant>; 5]);
+pub(crate) struct Timers([Option<Instant>; 6]);
 
 impl Timers {
     pub(crate) fn set(&mut self, t: Timer, at: Instant) {

@@ -211,10 +211,35 @@ fn client_sends_pingreq_after_keep_alive_of_silence_not_before() {
     }
 }
 
-/// The Keep Alive counts from the last packet the client sent: a PUBLISH at
-/// 5 s moves the next PINGREQ to 15 s.
+/// The Keep Alive counts from the last packet the client sent: a QoS 1
+/// PUBLISH at 5 s (answered at once: the server is not silent either)
+/// moves the next PINGREQ to 15 s.
 #[test]
 fn any_packet_sent_restarts_the_client_keep_alive() {
+    let mut c = client_cfg(ProtocolVersion::V5);
+    c.keep_alive = 10;
+    let mut pair = Pair::new(c, ServerConfig::default());
+    pair.establish();
+    pair.advance(secs(5));
+    pair.client
+        .publish(
+            pair.now,
+            Message::new("t".parse().unwrap(), "x", QoS::AtLeastOnce, false),
+        )
+        .unwrap();
+    pair.drive();
+    pair.advance(ms(9_999));
+    assert_eq!(pings(&pair), 0);
+    pair.advance(ms(1));
+    assert_eq!(pings(&pair), 1);
+}
+
+/// A client that only sends (QoS 0, which nothing answers) still sends
+/// PINGREQ once the server has been silent for Keep Alive: at 10 s here,
+/// though it published at 5 s; so a server that reads but never answers
+/// is found dead by the PINGRESP timeout, as for an idle client.
+#[test]
+fn a_silent_server_is_pinged_though_the_client_sends() {
     let mut c = client_cfg(ProtocolVersion::V5);
     c.keep_alive = 10;
     let mut pair = Pair::new(c, ServerConfig::default());
@@ -227,10 +252,15 @@ fn any_packet_sent_restarts_the_client_keep_alive() {
         )
         .unwrap();
     pair.drive();
-    pair.advance(ms(9_999));
+    pair.advance(ms(4_999));
     assert_eq!(pings(&pair), 0);
     pair.advance(ms(1));
     assert_eq!(pings(&pair), 1);
+    // Answered: the next one 10 s later, as before.
+    pair.advance(ms(9_999));
+    assert_eq!(pings(&pair), 1);
+    pair.advance(ms(1));
+    assert_eq!(pings(&pair), 2);
 }
 
 /// PINGRESPs that arrive in time keep the connection up: an hour of
