@@ -1569,20 +1569,23 @@ impl State {
                 // encoded now, so that the check below meets the output
                 // as it is (a client with many overlapping subscriptions
                 // would otherwise get a copy for each, whatever its limit).
-                let owed = self.sessions.get(s).is_some_and(|slot| {
+                let owed = self.sessions.get(s).and_then(|slot| {
+                    let waiting = slot.session.transmit_len();
                     let out = slot
                         .conn
                         .and_then(|c| self.conns.get(c))
                         .map_or(0, |x| x.out.len());
                     let each = message.topic.len() + message.payload.len() + 8;
-                    slot.session
-                        .transmit_len()
-                        .saturating_mul(each)
-                        .saturating_add(out)
-                        >= self.max_pending
+                    let over = waiting.saturating_mul(each).saturating_add(out) >= self.max_pending;
+                    (waiting > 0 && over).then_some(slot.touched)
                 });
-                if owed {
+                if let Some(touched) = owed {
                     self.flush_session(s);
+                    // Still listed in `touched` (for its events): not
+                    // listed again by the delivery below.
+                    if let Some(slot) = self.sessions.get_mut(s) {
+                        slot.touched = touched;
+                    }
                 }
                 let Some(slot) = self
                     .sessions

@@ -650,6 +650,66 @@ async fn retained_messages_sent_on_subscribe_are_bounded_by_max_pending_bytes() 
     assert!(st.publish_dropped - before.publish_dropped >= 256 * 64 - bound / packet);
 }
 
+/// One PUBLISH to a subscriber with 256 overlapping subscriptions is a
+/// copy for each, all made within one lock: they count against
+/// `max_pending_bytes` as they are made (the session's waiting output is
+/// encoded once it would reach the limit), so a subscriber that does not
+/// read gets about four times the limit per PUBLISH (16 copies of 16 KiB
+/// with a 64 KiB limit), the rest dropped. Before, the check looked at the
+/// output as it was before the lock, and 512 copies (8.4 MB) were made of
+/// the first two PUBLISH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_for_overlapping_subscriptions_count_against_max_pending_bytes() {
+    let mut cfg = config();
+    cfg.max_pending_bytes = 64 << 10;
+    let (broker, addr) = start(cfg).await;
+    let (mut sub, _) = Client::tcp_small_buffer(addr, V3_1_1)
+        .await
+        .handshake(connect_packet(V3_1_1, "overlap-sub", true))
+        .await;
+    // Every filter of 8 levels named `a`, `b`, ... or `+`: 256 filters, all
+    // matching "a/b/c/d/e/f/g/h".
+    let filters: Vec<String> = (0..256u32)
+        .map(|mask| {
+            (0..8u8)
+                .map(|l| {
+                    if mask & (1 << l) != 0 {
+                        "+".to_owned()
+                    } else {
+                        char::from(b'a' + l).to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    let list: Vec<(&str, QoS)> = filters
+        .iter()
+        .map(|f| (f.as_str(), QoS::AtMostOnce))
+        .collect();
+    assert_eq!(sub.subscribe_many(&list).await.reasons.len(), 256);
+    let mut publisher = Client::connect(addr, V3_1_1, "overlap-pub", true).await;
+    let before = broker.stats();
+    let payload = "p".repeat(16 << 10);
+    for _ in 0..4 {
+        publisher
+            .publish("a/b/c/d/e/f/g/h", &payload, QoS::AtMostOnce, false)
+            .await;
+    }
+    publisher.expect_nothing().await;
+    let st = broker.stats();
+    let copies = st.publish_sent - before.publish_sent;
+    assert!(
+        (4..=4 * 20).contains(&copies),
+        "{copies} copies of 16 KiB made for a subscriber that does not read \
+         (max_pending_bytes = 64 KiB)"
+    );
+    assert_eq!(
+        copies + st.publish_dropped - before.publish_dropped,
+        4 * 256
+    );
+}
+
 /// A client that sends faster than it reads is not read while its answers
 /// are over `max_pending_bytes`, and not closed by Keep Alive meanwhile
 /// while it reads, however slowly (what it sent waits unread in the
