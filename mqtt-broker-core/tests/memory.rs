@@ -71,8 +71,16 @@ fn live() -> isize {
 /// One test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-fn encode(version: ProtocolVersion, packet: impl Into<Packet>, out: &mut BytesMut) {
-    Encoder::new(version).encode(&packet.into(), out).unwrap();
+/// `packet` encoded behind a QoS 0 PUBLISH of `junk` to "junk" (which
+/// nobody subscribes to), to be sent in one write: the broker reads both
+/// into one buffer, of which `packet`'s fields are slices once decoded.
+fn behind_junk(version: ProtocolVersion, junk: &str, packet: impl Into<Packet>) -> BytesMut {
+    let enc = Encoder::new(version);
+    let mut out = BytesMut::new();
+    let first = publish_packet("junk", junk, QoS::AtMostOnce, false);
+    enc.encode(&first.into(), &mut out).unwrap();
+    enc.encode(&packet.into(), &mut out).unwrap();
+    out
 }
 
 fn show(what: &str, st: &Stats) {
@@ -161,18 +169,8 @@ async fn small_retained_messages_keep_little_memory() {
     let base = live();
     let n = 64;
     for i in 0..n {
-        let mut w = BytesMut::new();
-        encode(
-            V3_1_1,
-            publish_packet("junk", &junk, QoS::AtMostOnce, false),
-            &mut w,
-        );
-        encode(
-            V3_1_1,
-            publish_packet(&format!("p/{i:02}"), "x", QoS::AtMostOnce, true),
-            &mut w,
-        );
-        publisher.send_bytes(&w).await;
+        let p = publish_packet(&format!("p/{i:02}"), "x", QoS::AtMostOnce, true);
+        publisher.send_bytes(&behind_junk(V3_1_1, &junk, p)).await;
         publisher.expect_nothing().await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -253,22 +251,12 @@ async fn small_subscriptions_keep_little_memory() {
     let base = live();
     let n = 100u16;
     for i in 0..n {
-        let mut w = BytesMut::new();
-        encode(
-            V3_1_1,
-            publish_packet("junk", &junk, QoS::AtMostOnce, false),
-            &mut w,
+        let sub = mqtt_codec::Subscribe::new(
+            pid(i + 1),
+            s(&format!("f/{i:02}")),
+            mqtt_codec::SubscriptionOptions::new(QoS::AtMostOnce),
         );
-        encode(
-            V3_1_1,
-            mqtt_codec::Subscribe::new(
-                pid(i + 1),
-                s(&format!("f/{i:02}")),
-                mqtt_codec::SubscriptionOptions::new(QoS::AtMostOnce),
-            ),
-            &mut w,
-        );
-        c.send_bytes(&w).await;
+        c.send_bytes(&behind_junk(V3_1_1, &junk, sub)).await;
         let want = pid(i + 1);
         c.recv_until(|p| match p {
             Packet::SubAck(a) if a.packet_id == want => Some(()),
@@ -379,16 +367,9 @@ async fn inbound_topic_aliases_keep_little_memory() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let base = live();
     for i in 1..=64u16 {
-        let mut w = BytesMut::new();
-        encode(
-            V5,
-            publish_packet("junk", &junk, QoS::AtMostOnce, false),
-            &mut w,
-        );
         let mut p = publish_packet(&format!("a/{i:02}"), "x", QoS::AtMostOnce, false);
         p.properties.to_mut().topic_alias = std::num::NonZeroU16::new(i);
-        encode(V5, p, &mut w);
-        publisher.send_bytes(&w).await;
+        publisher.send_bytes(&behind_junk(V5, &junk, p)).await;
         assert_eq!(
             sub.expect_publish().await.topic.as_str(),
             format!("a/{i:02}")
